@@ -1,0 +1,1 @@
+"""The nshub service: everything the Chalice app in app.py calls."""

@@ -1,0 +1,163 @@
+"""Who is calling: verification of Cognito JWTs in code.
+
+Not a Cognito authorizer: Chalice does not check those locally, and API Gateway answers 401
+before the app runs when the header is missing, which would lock out anonymous readers.
+
+Rules: RS256 only; the key comes from the pool's JWKS (cached per warm container, refetched
+on an unknown `kid` at most once a minute); `exp` and `iss` are checked; `token_use` is `id`
+or `access`; the audience (`aud` for ID tokens, `client_id` for access tokens) must be our
+app client. Any failure is Unauthorized: a bad token is never treated as anonymous.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from chalicelib.errors import Unauthorized
+
+JWKS_REFETCH_SECONDS = 60
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    via: str  # "id", "access" or "pat"
+
+    @property
+    def namespace(self) -> str:
+        return self.username
+
+
+ANONYMOUS = None
+
+
+def fetch_jwks_over_http(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (configured URL)
+        return json.loads(resp.read())
+
+
+class JWKSKeys:
+    """Public keys by `kid`, fetched with an injectable `fetch(url) -> jwks dict`."""
+
+    def __init__(self, url: str, fetch: Callable[[str], dict[str, Any]] = fetch_jwks_over_http):
+        self.url = url
+        self._fetch = fetch
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= JWKS_REFETCH_SECONDS:
+                self._refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("the token was signed by an unknown key: sign in again")
+        return key
+
+    def _refresh(self) -> None:
+        from jwt.algorithms import RSAAlgorithm
+
+        self._fetched_at = time.monotonic()
+        try:
+            jwks = self._fetch(self.url)
+        except Exception as exc:  # the pool's keys are unreachable: refuse, never admit
+            raise Unauthorized("cannot check the token right now: try again shortly") from exc
+        keys = {}
+        for jwk in jwks.get("keys", []):
+            if jwk.get("kty") == "RSA" and jwk.get("kid"):
+                keys[jwk["kid"]] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        self._keys = keys
+
+
+class TokenVerifier:
+    def __init__(self, issuer: str, client_id: str, keys: JWKSKeys):
+        self.issuer = issuer
+        self.client_id = client_id
+        self.keys = keys
+
+    def verify(self, token: str) -> Caller:
+        import jwt
+
+        bad = Unauthorized("the token is invalid or expired: run `nshub login` again")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise bad from None
+        if header.get("alg") != "RS256" or not isinstance(header.get("kid"), str):
+            raise bad
+        key = self.keys.get(header["kid"])
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"verify_aud": False, "require": ["exp", "iss", "token_use"]},
+            )
+        except jwt.PyJWTError:
+            raise bad from None
+        use = claims.get("token_use")
+        if use == "id":
+            audience, username = claims.get("aud"), claims.get("cognito:username")
+        elif use == "access":
+            audience, username = claims.get("client_id"), claims.get("username")
+        else:
+            raise bad
+        if audience != self.client_id or not isinstance(username, str) or not username:
+            raise bad
+        return Caller(username=username.lower(), via=use)
+
+
+def bearer_token(headers: dict[str, str]) -> str | None:
+    """The bearer token of a request, None when there is no Authorization header at all."""
+    value = None
+    for name, val in headers.items():
+        if name.lower() == "authorization":
+            value = val
+            break
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+_key_fetch: Callable[[str], dict[str, Any]] = fetch_jwks_over_http
+_verifier: tuple[Any, TokenVerifier] | None = None
+
+
+def set_key_fetch(fetch: Callable[[str], dict[str, Any]]) -> None:
+    """Inject where the pool's JWKS comes from (tests under in-process moto)."""
+    global _key_fetch, _verifier
+    _key_fetch, _verifier = fetch, None
+
+
+def get_verifier() -> TokenVerifier:
+    """One verifier (and so one key cache) per warm container and configuration."""
+    global _verifier
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    if _verifier is None or _verifier[0] is not settings:
+        keys = JWKSKeys(settings.jwks_url, _key_fetch)
+        _verifier = (settings, TokenVerifier(settings.issuer, settings.client_id, keys))
+    return _verifier[1]
+
+
+def identify(headers: dict[str, str]) -> Caller | None:
+    """The caller of a request: None when anonymous, Unauthorized when the token is bad."""
+    token = bearer_token(headers)
+    if token is None:
+        return ANONYMOUS
+    return get_verifier().verify(token)

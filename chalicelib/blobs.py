@@ -1,0 +1,162 @@
+"""Bytes in S3: presigned transfers, multipart bookkeeping, server-side verification.
+
+Clients move bytes straight to and from S3 with presigned URLs (SigV4, at most 15 minutes,
+bound to one key). Presigning is local computation: no S3 call.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Any
+
+from chalicelib.config import MiB, get_aws, get_settings
+
+MAX_PARTS = 10_000
+# A start-upload answer lists every part's URL; keeping the count this low keeps that
+# answer well under Lambda's 6 MB response limit at the largest allowed size.
+TARGET_MAX_PARTS = 4_000
+READ_CHUNK = 8 * MiB
+
+
+def plan_parts(size: int) -> tuple[int, int]:
+    """(part_size, part_count) for an upload of `size` bytes; one part for small ones."""
+    settings = get_settings()
+    if size <= settings.single_part_max_bytes:
+        return max(size, 1), 1
+    part_size = max(settings.min_part_size, math.ceil(size / TARGET_MAX_PARTS))
+    part_size = math.ceil(part_size / MiB) * MiB if part_size >= MiB else part_size
+    count = math.ceil(size / part_size)
+    assert count <= MAX_PARTS
+    return part_size, count
+
+
+def part_length(size: int, part_size: int, part_number: int) -> int:
+    start = (part_number - 1) * part_size
+    return max(0, min(part_size, size - start))
+
+
+def hex_to_b64(sha256_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def _presign(method: str, params: dict[str, Any]) -> str:
+    settings = get_settings()
+    return get_aws().s3.generate_presigned_url(
+        method, Params={"Bucket": settings.bucket_name, **params},
+        ExpiresIn=settings.url_expires_seconds,
+    )
+
+
+def presign_single_put(key: str, size: int, sha256_hex: str) -> dict[str, Any]:
+    """One presigned PUT; S3 enforces the signed length and sha256 of the body."""
+    checksum = hex_to_b64(sha256_hex)
+    url = _presign("put_object", {"Key": key, "ContentLength": size, "ChecksumSHA256": checksum})
+    headers = {"Content-Length": str(size), "x-amz-checksum-sha256": checksum}
+    return {"part_number": 1, "url": url, "headers": headers}
+
+
+def start_multipart(key: str) -> str:
+    settings = get_settings()
+    resp = get_aws().s3.create_multipart_upload(Bucket=settings.bucket_name, Key=key)
+    return resp["UploadId"]
+
+
+def presign_part_urls(key: str, s3_upload_id: str, size: int, part_size: int) -> list[dict]:
+    count = math.ceil(size / part_size)
+    parts = []
+    for number in range(1, count + 1):
+        length = part_length(size, part_size, number)
+        url = _presign("upload_part", {
+            "Key": key, "UploadId": s3_upload_id, "PartNumber": number, "ContentLength": length,
+        })
+        parts.append({"part_number": number, "url": url, "headers": {"Content-Length": str(length)}})
+    return parts
+
+
+def presign_get(key: str) -> str:
+    return _presign("get_object", {"Key": key})
+
+
+def complete_multipart(key: str, s3_upload_id: str, parts: list[dict]) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.errors import InvalidRequest
+
+    settings = get_settings()
+    try:
+        get_aws().s3.complete_multipart_upload(
+            Bucket=settings.bucket_name, Key=key, UploadId=s3_upload_id,
+            MultipartUpload={"Parts": [
+                {"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts
+            ]},
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchUpload" and object_size(key) is not None:
+            return  # completed by an earlier attempt of this same request
+        if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"):
+            raise InvalidRequest(
+                f"S3 refused the parts ({code}): upload every part and report each ETag"
+            ) from None
+        raise
+
+
+def abort_multipart(key: str, s3_upload_id: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        get_aws().s3.abort_multipart_upload(
+            Bucket=get_settings().bucket_name, Key=key, UploadId=s3_upload_id
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+            raise
+
+
+def object_size(key: str) -> int | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = get_aws().s3.head_object(Bucket=get_settings().bucket_name, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return int(resp["ContentLength"])
+
+
+def delete_object(key: str) -> None:
+    get_aws().s3.delete_object(Bucket=get_settings().bucket_name, Key=key)
+
+
+@dataclass
+class Digest:
+    size: int
+    sha256: str
+    copy: IO[bytes] | None = None  # a local copy, when one was asked for
+
+
+def digest_object(key: str, keep_copy: bool = False) -> Digest | None:
+    """Stream the stored object once: its real size and sha256 (None when it is missing)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = get_aws().s3.get_object(Bucket=get_settings().bucket_name, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    hasher, size = hashlib.sha256(), 0
+    copy = tempfile.TemporaryFile() if keep_copy else None
+    body = resp["Body"]
+    for chunk in iter(lambda: body.read(READ_CHUNK), b""):
+        hasher.update(chunk)
+        size += len(chunk)
+        if copy is not None:
+            copy.write(chunk)
+    if copy is not None:
+        copy.seek(0)
+    return Digest(size=size, sha256=hasher.hexdigest(), copy=copy)

@@ -1,0 +1,74 @@
+"""Domain errors with stable codes: the one place that knows codes and statuses.
+
+The service raises these; app.py turns any of them into a response with the status, a
+`{"Code", "Message"}` body and an `X-Error-Code` header (see DESIGN.md). Messages say what
+went wrong and what to do, in one line.
+"""
+from __future__ import annotations
+
+
+class NshubError(Exception):
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, str]:
+        return {"Code": self.code, "Message": self.message}
+
+
+class InvalidName(NshubError):
+    status, code = 400, "InvalidName"
+
+
+class InvalidRequest(NshubError):
+    status, code = 400, "InvalidRequest"
+
+
+class ChecksumMismatch(NshubError):
+    status, code = 400, "ChecksumMismatch"
+
+
+class SizeMismatch(NshubError):
+    status, code = 400, "SizeMismatch"
+
+
+class InvalidPackage(NshubError):
+    status, code = 400, "InvalidPackage"
+
+
+class Unauthorized(NshubError):
+    status, code = 401, "Unauthorized"
+
+
+class Forbidden(NshubError):
+    status, code = 403, "Forbidden"
+
+
+class NotFound(NshubError):
+    status, code = 404, "NotFound"
+
+
+class Conflict(NshubError):
+    status, code = 409, "Conflict"
+
+
+class LegacyReadOnly(NshubError):
+    status, code = 409, "LegacyReadOnly"
+
+
+class TagProtected(NshubError):
+    status, code = 409, "TagProtected"
+
+
+class TooLarge(NshubError):
+    status, code = 413, "TooLarge"
+
+
+class TooManyRequests(NshubError):
+    status, code = 429, "TooManyRequests"
+
+
+ALL_ERRORS = {cls.code: cls for cls in NshubError.__subclasses__()}

@@ -1,0 +1,137 @@
+"""Every key nshub stores anything under, DynamoDB and S3 alike. Nothing else formats a key.
+
+DynamoDB: one table, partition key `pk`, sort key `sk`, one GSI `gsi1` (`gsi1pk`, `gsi1sk`)
+for listing, TTL on `expires_at`. Names are lower-cased in keys (names are case-insensitive);
+the first spelling is kept in the item for display.
+
+    pk                       sk                              item
+    -----------------------  ------------------------------  ----------------------------------
+    {ns}#{name}              {kind}#HEAD                     resource head: owner, visibility,
+                                                             generation, version counter, tags,
+                                                             and a copy of the latest version
+    {ns}#{name}              {kind}#G#{gen}#V#{version:010}  one immutable version of generation
+                                                             `gen` (size, sha256, blob key, ...)
+    {ns}#{name}              {kind}#U#{upload_id}            an upload: pending (TTL expires_at)
+                                                             or completed (-> its version)
+    legacy#{name}            array#HEAD, array#G#...         legacy arrays: the reserved
+                                                             namespace `legacy` holds them
+    legacy#{name}            executor#ALIAS                  legacy executor: owner namespace
+                                                             and the salted hash of its secret
+    TOKEN#{token_id}         TOKEN                           a personal access token
+
+    GSI gsi1 (listing, one query per page, never a Scan):
+    gsi1pk                   gsi1sk
+    {kind}#{ns}              {visibility}#{name}             resource heads only
+    TOKENS#{username}        {created_at}#{token_id}         personal access tokens
+
+A generation is a random id given to a resource when its head is created: deleting the head
+lets cleanup remove exactly that generation's versions, so a re-push right after a delete
+(new generation) is never touched by the old cleanup.
+
+S3: one bucket.
+
+    blobs/{kind}/{ns}/{name}/{upload_id}     the bytes of one upload, later one version
+
+Upload ids are unique, so a re-push never overwrites bytes a live record points to, and an
+object's key alone finds the upload record that claims it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEGACY_NS = "legacy"
+HEAD = "HEAD"
+BLOB_PREFIX = "blobs/"
+
+
+def resource_pk(ns: str, name: str) -> str:
+    return f"{ns}#{name.lower()}"
+
+
+def head_sk(kind: str) -> str:
+    return f"{kind}#{HEAD}"
+
+
+def version_prefix(kind: str, generation: str) -> str:
+    return f"{kind}#G#{generation}#V#"
+
+
+def version_sk(kind: str, generation: str, version: int) -> str:
+    return f"{version_prefix(kind, generation)}{version:010d}"
+
+
+def upload_prefix(kind: str) -> str:
+    return f"{kind}#U#"
+
+
+def upload_sk(kind: str, upload_id: str) -> str:
+    return f"{upload_prefix(kind)}{upload_id}"
+
+
+def legacy_executor_sk() -> str:
+    return "executor#ALIAS"
+
+
+def token_pk(token_id: str) -> str:
+    return f"TOKEN#{token_id}"
+
+
+TOKEN_SK = "TOKEN"
+
+
+def tokens_gsi_pk(username: str) -> str:
+    return f"TOKENS#{username}"
+
+
+def list_gsi_pk(kind: str, ns: str) -> str:
+    return f"{kind}#{ns}"
+
+
+def list_gsi_sk(visibility: str, name: str) -> str:
+    return f"{visibility}#{name.lower()}"
+
+
+def blob_key(kind: str, ns: str, name: str, upload_id: str) -> str:
+    return f"{BLOB_PREFIX}{kind}/{ns}/{name.lower()}/{upload_id}"
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    kind: str
+    ns: str
+    name: str
+    upload_id: str
+
+    @property
+    def pk(self) -> str:
+        return resource_pk(self.ns, self.name)
+
+    @property
+    def upload_sk(self) -> str:
+        return upload_sk(self.kind, self.upload_id)
+
+
+def parse_blob_key(key: str) -> BlobRef | None:
+    """The record that should claim an S3 object, or None for a key nshub never writes."""
+    if not key.startswith(BLOB_PREFIX):
+        return None
+    parts = key[len(BLOB_PREFIX):].split("/")
+    if len(parts) != 4 or not all(parts):
+        return None
+    kind, ns, name, upload_id = parts
+    return BlobRef(kind, ns, name, upload_id)
+
+
+def parse_sk(sk: str) -> dict[str, str]:
+    """Split a sort key into what it says: kind, and one of head/version/upload/alias."""
+    kind, _, rest = sk.partition("#")
+    if rest == HEAD:
+        return {"kind": kind, "type": "head"}
+    if rest == "ALIAS":
+        return {"kind": kind, "type": "alias"}
+    if rest.startswith("U#"):
+        return {"kind": kind, "type": "upload", "upload_id": rest[2:]}
+    if rest.startswith("G#"):
+        generation, _, version = rest[2:].partition("#V#")
+        return {"kind": kind, "type": "version", "generation": generation, "version": version}
+    return {"kind": kind, "type": "unknown"}

@@ -1,0 +1,112 @@
+"""The table's items, through pynamodb.
+
+One table, one model class (`Item`): single-table design, so a BatchGetItem can fetch a
+head and an upload in one call. Which attributes an item uses depends on what its sort key
+says it is (see chalicelib/keys.py for the layout). The table name, region and endpoint are
+bound from the config on first use, never at import.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+
+class ListIndex(GlobalSecondaryIndex["Item"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class Item(Model):
+    class Meta:
+        table_name = "nshub"
+        region = "us-east-1"
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    list_index = ListIndex()
+    expires_at = NumberAttribute(null=True)  # TTL (epoch seconds)
+
+    # what every resource item knows
+    kind = UnicodeAttribute(null=True)  # array | executor
+    namespace = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)  # first spelling, for display
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+    # head
+    visibility = UnicodeAttribute(null=True)
+    generation = UnicodeAttribute(null=True)
+    counter = NumberAttribute(null=True)  # highest committed version number
+    current = JSONAttribute(null=True)  # the latest version's info, so a pull is one read
+    tags = JSONAttribute(null=True)  # executor: {tag: version}
+    protected_tags = UnicodeSetAttribute(null=True)
+    legacy = NumberAttribute(null=True)  # 1 for legacy resources
+    image_status = UnicodeAttribute(null=True)
+    image_log_url = UnicodeAttribute(null=True)
+    image_build_id = UnicodeAttribute(null=True)
+
+    # version / upload
+    version = NumberAttribute(null=True)
+    size = NumberAttribute(null=True)
+    sha256 = UnicodeAttribute(null=True)
+    blob_key = UnicodeAttribute(null=True)
+    metadata = JSONAttribute(null=True)
+    upload_id = UnicodeAttribute(null=True)
+    s3_upload_id = UnicodeAttribute(null=True)
+    part_size = NumberAttribute(null=True)
+    part_count = NumberAttribute(null=True)
+    state = UnicodeAttribute(null=True)  # upload: pending | completed
+    request = JSONAttribute(null=True)  # upload: visibility, metadata, tags asked for
+    package = JSONAttribute(null=True)  # executor version: validated package summary
+
+    # legacy executor alias / tokens
+    owner = UnicodeAttribute(null=True)
+    secret_hash = UnicodeAttribute(null=True)
+    token_hash = UnicodeAttribute(null=True)
+    scopes = UnicodeSetAttribute(null=True)
+    label = UnicodeAttribute(null=True)
+
+    def attrs(self) -> dict[str, Any]:
+        return self.attribute_values
+
+
+def bind(settings: Any) -> None:
+    """Point the model at the configured table (None: forget the connection)."""
+    Item._connection = None
+    ListIndex._connection = None  # type: ignore[attr-defined]
+    if settings is None:
+        return
+    Item.Meta.table_name = settings.table_name
+    Item.Meta.region = settings.region
+    Item.Meta.host = settings.endpoint_url
+    Item.Meta.max_retry_attempts = 5  # type: ignore[attr-defined]
+
+
+_bound_to: Any = None
+
+
+def items() -> type[Item]:
+    """The model class, bound to the current settings."""
+    global _bound_to
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    if _bound_to is not settings:
+        bind(settings)
+        _bound_to = settings
+    return Item

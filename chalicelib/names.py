@@ -1,0 +1,66 @@
+"""The grammar of namespaces, resource names and tags (DESIGN.md), checked in one place."""
+from __future__ import annotations
+
+import re
+
+from chalicelib.errors import InvalidName
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){1,38}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+RESERVED_NAMESPACES = frozenset(
+    "admin api www legacy console auth me tokens orgs v1 v2 static public private root "
+    "system nshub jina jinaai".split()
+)
+
+KINDS = {"arrays": "array", "executors": "executor"}
+
+
+def check_namespace(ns: object) -> str:
+    if not isinstance(ns, str) or not NAMESPACE_RE.match(ns):
+        raise InvalidName(
+            f"invalid namespace {_show(ns)}: use 2-39 lowercase letters, digits and single hyphens"
+        )
+    return ns
+
+
+def check_new_username(username: object) -> str:
+    """A username becomes a namespace: the grammar plus the reserved words."""
+    if isinstance(username, str):
+        username = username.strip().lower()
+    ns = check_namespace(username)
+    if ns in RESERVED_NAMESPACES:
+        raise InvalidName(f"the name {ns!r} is reserved: choose another username")
+    return ns
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise InvalidName(
+            f"invalid name {_show(name)}: use 1-100 of letters, digits, '.', '_' and '-', "
+            "starting and ending with a letter or digit, without '..'"
+        )
+    return name
+
+
+def check_tag(tag: object) -> str:
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise InvalidName(
+            f"invalid tag {_show(tag)}: use up to 128 of letters, digits, '.', '_' and '-', "
+            "not starting with '.' or '-'"
+        )
+    return tag
+
+
+def check_kind(kind: str) -> str:
+    """`arrays`/`executors` (URL form) to `array`/`executor` (the info object's `kind`)."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise InvalidName(f"unknown resource kind {kind!r}: use 'arrays' or 'executors'") from None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"

@@ -1,0 +1,596 @@
+"""Resources with namespaces: uploads, versions, reads, lists, changes, deletes.
+
+Every function takes the caller (None for anonymous) and applies DESIGN.md's access matrix:
+push only into your own namespace; read your own resources and others' public ones; another
+user's private resource answers 404 exactly like a missing one.
+
+Writes that race are conditional. A version is committed by one transaction that bumps the
+head's version counter (on the condition that it still holds the value read), puts the
+immutable version item and marks the upload completed: racing pushes both succeed with
+distinct versions, and `latest` is always the highest committed one.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from typing import Any, Callable
+
+from chalicelib import blobs, keys
+from chalicelib.auth import Caller
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    ChecksumMismatch,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SizeMismatch,
+    TagProtected,
+    TooLarge,
+    Unauthorized,
+)
+from chalicelib.models import Item, items
+from chalicelib.names import check_name, check_namespace, check_tag
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_METADATA_BYTES = 16 * 1024
+MAX_LIST_LIMIT = 100
+DEFAULT_LIST_LIMIT = 50
+VISIBILITIES = ("public", "private")
+COMMIT_ATTEMPTS = 8
+
+
+def _version_check(kind: str) -> Callable[[Any, Item], dict | None] | None:
+    """Extra work a kind does on verified bytes before its version becomes visible: an
+    executor's package is validated; what the check returns is stored with the version."""
+    if kind == "executor":
+        from chalicelib.executors import check_package
+
+        return check_package
+    return None
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- access
+
+
+def require_caller(caller: Caller | None) -> Caller:
+    if caller is None:
+        raise Unauthorized("sign in first: run `nshub login` or send a bearer token")
+    return caller
+
+
+def require_owner_namespace(caller: Caller | None, ns: str) -> Caller:
+    caller = require_caller(caller)
+    if caller.namespace != ns:
+        raise Forbidden(f"you can only push into your own namespace '{caller.namespace}'")
+    return caller
+
+
+def owner_of(head: Item) -> str:
+    return head.owner or head.namespace or ""
+
+
+def can_read(caller: Caller | None, head: Item) -> bool:
+    return head.visibility == "public" or (caller is not None and caller.namespace == owner_of(head))
+
+
+def not_found(kind: str, ns: str | None, name: str) -> NotFound:
+    full = f"{ns}/{name}" if ns and ns != keys.LEGACY_NS else name
+    return NotFound(f"{kind} '{full}' does not exist or is private: check the name and your login")
+
+
+def _readable_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
+    head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+    if head is None or not can_read(caller, head):
+        raise not_found(kind, ns, name)
+    return head
+
+
+def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
+    """The head a caller may change: 401 anonymous, 404 invisible, 403 visible but not theirs."""
+    caller = require_caller(caller)
+    head = _readable_head(caller, kind, ns, name)
+    if owner_of(head) != caller.namespace:
+        raise Forbidden(f"only '{owner_of(head)}' can change {kind} '{ns}/{name}'")
+    return head
+
+
+def _get(pk: str, sk: str, consistent: bool = False) -> Item | None:
+    try:
+        return items().get(pk, sk, consistent_read=consistent)
+    except Item.DoesNotExist:
+        return None
+
+
+# ---------------------------------------------------------------- input
+
+
+def _check_visibility(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in VISIBILITIES:
+        raise InvalidRequest("visibility must be 'public' or 'private'")
+    return value
+
+
+def _check_metadata(value: Any) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+        raise InvalidRequest("metadata is larger than 16 KiB: keep it small, put data in the array")
+    return value
+
+
+def _check_tags(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 50:
+        raise InvalidRequest(f"{field} must be a list of at most 50 tags")
+    return sorted({check_tag(t) for t in value})
+
+
+def _check_int(value: Any, field: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidRequest(f"{field} must be an integer >= {minimum}")
+    return value
+
+
+# ---------------------------------------------------------------- serialization
+
+
+def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]:
+    legacy = bool(head.legacy)
+    ns = owner_of(head) if legacy else head.namespace
+    info = {
+        "kind": kind,
+        "namespace": ns,
+        "name": head.name,
+        "full_name": head.name if legacy and kind == "array" else f"{ns}/{head.name}",
+        "visibility": head.visibility,
+        "version": current["version"],
+        "size": current["size"],
+        "sha256": current["sha256"],
+        "created_at": head.created_at,
+        "updated_at": head.updated_at,
+        "metadata": metadata if metadata is not None else {},
+    }
+    if kind == "executor":
+        info["tags"] = sorted(t for t, v in (head.tags or {}).items() if v == current["version"])
+        info["protected_tags"] = sorted(head.protected_tags or [])
+        info["image"] = _image_ref(head, current)
+        info["image_status"] = (current.get("image_status") or "pending")
+    if legacy:
+        info["legacy"] = True
+    return info
+
+
+def _image_ref(head: Item, current: dict) -> str | None:
+    registry = get_settings().ecr_registry
+    if not registry:
+        return None
+    return f"{registry}/nshub/{head.namespace}/{head.name.lower()}:v{current['version']}"
+
+
+def _version_record(item: Item) -> dict[str, Any]:
+    return {
+        "version": int(item.version), "size": int(item.size), "sha256": item.sha256,
+        "blob_key": item.blob_key, "created_at": item.created_at, "metadata": item.metadata,
+        "upload_id": item.upload_id, "package": item.package,
+        "image_status": item.image_status,
+    }
+
+
+def _with_download(info: dict, blob_key: str) -> dict:
+    settings = get_settings()
+    info["download_url"] = blobs.presign_get(blob_key)
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=settings.url_expires_seconds)
+    info["download_expires_at"] = expires.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return info
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_resource(
+    caller: Caller | None, kind: str, ns: str, name: str,
+    version: int | None = None, tag: str | None = None, download: bool = True,
+) -> dict[str, Any]:
+    check_name(name)
+    head = _readable_head(caller, kind, ns, name)
+    current = dict(head.current or {})
+    metadata = head.metadata
+    if tag is not None:
+        version = (head.tags or {}).get(check_tag(tag))
+        if version is None:
+            raise NotFound(f"{kind} '{ns}/{name}' has no tag '{tag}': see `nshub hub info`")
+    if version is not None and version != current.get("version"):
+        item = _get(keys.resource_pk(ns, name), keys.version_sk(kind, head.generation, version))
+        if item is None:
+            raise NotFound(f"{kind} '{ns}/{name}' has no version {version}: see its versions")
+        current, metadata = _version_record(item), item.metadata
+    info = _info(kind, head, current, metadata)
+    return _with_download(info, current["blob_key"]) if download else info
+
+
+def _encode_cursor(lek: dict | None, scope: str) -> str | None:
+    if not lek:
+        return None
+    raw = json.dumps({"s": scope, "k": lek}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, scope: str) -> dict | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        lek = data["k"]
+        ok = data["s"] == scope and isinstance(lek, dict)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise InvalidRequest("the cursor is not valid for this listing: start again without it")
+    return lek
+
+
+def _limit(value: Any) -> int:
+    if value in (None, ""):
+        return DEFAULT_LIST_LIMIT
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("limit must be an integer between 1 and 100") from None
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequest("limit must be an integer between 1 and 100")
+    return limit
+
+
+def list_resources(caller: Caller | None, kind: str, ns: str, limit: Any = None,
+                   cursor: str | None = None) -> dict[str, Any]:
+    check_namespace(ns)
+    owner = caller is not None and caller.namespace == ns
+    scope = f"{kind}#{ns}#{'all' if owner else 'public'}"
+    lek = _decode_cursor(cursor, scope)
+    model = items()
+    condition = None if owner else model.gsi1sk.startswith("public#")
+    result = model.list_index.query(
+        keys.list_gsi_pk(kind, ns), condition, limit=_limit(limit),
+        page_size=_limit(limit), last_evaluated_key=lek,
+    )
+    found = [_info(kind, head, head.current, head.metadata) for head in result]
+    return {"items": found, "next_cursor": _encode_cursor(result.last_evaluated_key, scope)}
+
+
+def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: Any = None,
+                  cursor: str | None = None) -> dict[str, Any]:
+    check_name(name)
+    head = _readable_head(caller, kind, ns, name)
+    prefix = keys.version_prefix(kind, head.generation)
+    scope = f"{prefix}{ns}#{name.lower()}"
+    lek = _decode_cursor(cursor, scope)
+    model = items()
+    result = model.query(
+        keys.resource_pk(ns, name), model.sk.startswith(prefix), scan_index_forward=False,
+        limit=_limit(limit), page_size=_limit(limit), last_evaluated_key=lek,
+    )
+    found = []
+    for item in result:
+        record = _version_record(item)
+        info = _info(kind, head, record, item.metadata)
+        info["created_at"] = item.created_at
+        found.append(info)
+    return {"items": found, "next_cursor": _encode_cursor(result.last_evaluated_key, scope)}
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dict,
+                 owner_ns: str | None = None) -> dict[str, Any]:
+    """Register a pending upload and hand out the URLs its bytes go to.
+
+    `owner_ns` lets a legacy executor push (authorized by its secret) write into its owner's
+    namespace; otherwise the caller must own `ns`.
+    """
+    check_name(name)
+    if owner_ns is None:
+        caller = require_owner_namespace(caller, ns)
+    settings = get_settings()
+    size = _check_int(body.get("size"), "size")
+    sha256 = body.get("sha256")
+    if not isinstance(sha256, str) or not SHA256_RE.match(sha256.lower()):
+        raise InvalidRequest("sha256 must be the 64 hex digits of the content's SHA-256")
+    sha256 = sha256.lower()
+    limit = settings.max_executor_bytes if kind == "executor" else settings.max_upload_bytes
+    if size > limit:
+        raise TooLarge(f"{size} bytes is over the {limit} byte limit for a {kind}")
+    request = {
+        "visibility": _check_visibility(body.get("visibility")),
+        "metadata": _check_metadata(body.get("metadata")),
+    }
+    if kind == "executor":
+        request["tags"] = _check_tags(body.get("tags"), "tags") or ["latest"]
+        request["protected_tags"] = _check_tags(body.get("protected_tags"), "protected_tags")
+        request["tags"] = sorted(set(request["tags"]) | set(request["protected_tags"]))
+        head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+        if head is not None:
+            _refuse_protected_moves(head, request["tags"], ns, name)
+
+    upload_id = uuid.uuid4().hex
+    key = keys.blob_key(kind, ns, name, upload_id)
+    part_size, count = blobs.plan_parts(size)
+    if count == 1:
+        s3_upload_id = None
+        parts = [blobs.presign_single_put(key, size, sha256)]
+    else:
+        s3_upload_id = blobs.start_multipart(key)
+        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size)
+    expires_at = int(time.time()) + settings.upload_ttl_seconds
+    items()(
+        keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id),
+        kind=kind, namespace=ns, name=name, owner=owner_ns or ns, upload_id=upload_id,
+        size=size, sha256=sha256, blob_key=key, s3_upload_id=s3_upload_id,
+        part_size=part_size, part_count=count, state="pending", request=request,
+        created_at=now_iso(), expires_at=expires_at,
+    ).save(items().pk.does_not_exist())
+    return {
+        "upload_id": upload_id,
+        "part_size": part_size,
+        "expires_at": _iso(expires_at),
+        "urls_expire_at": _iso(int(time.time()) + settings.url_expires_seconds),
+        "parts": parts,
+    }
+
+
+def _iso(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _refuse_protected_moves(head: Item, tags: list[str], ns: str, name: str) -> None:
+    protected = set(head.protected_tags or ())
+    for tag in tags:
+        if tag in protected and (head.tags or {}).get(tag) is not None:
+            raise TagProtected(
+                f"tag '{tag}' of '{ns}/{name}' is protected and cannot move: push with another tag"
+            )
+
+
+def _pending_upload(caller_ns: str, kind: str, ns: str, name: str, upload_id: str) -> Item:
+    if not re.fullmatch(r"[0-9a-f]{32}", upload_id or ""):
+        raise NotFound("unknown upload id: start a new upload")
+    upload = _get(keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id), consistent=True)
+    if upload is None or upload.owner != caller_ns:
+        raise NotFound("unknown upload id: start a new upload")
+    if upload.state == "pending" and (upload.expires_at or 0) < time.time():
+        raise NotFound("this upload has expired: start a new upload")
+    return upload
+
+
+def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
+                 owner_ns: str | None = None) -> None:
+    check_name(name)
+    if owner_ns is None:
+        caller = require_owner_namespace(caller, ns)
+    upload = _pending_upload(owner_ns or ns, kind, ns, name, upload_id)
+    if upload.state != "pending":
+        raise Conflict("this upload is already complete: delete the resource instead")
+    _discard_upload(upload)
+
+
+def _discard_upload(upload: Item) -> None:
+    """Forget a pending upload and its bytes: nothing of it stays claimed."""
+    if upload.s3_upload_id:
+        blobs.abort_multipart(upload.blob_key, upload.s3_upload_id)
+    blobs.delete_object(upload.blob_key)
+    model = items()
+    try:
+        upload.delete(model.state == "pending")
+    except Exception as exc:  # completed meanwhile: the version keeps its bytes
+        from pynamodb.exceptions import DeleteError
+
+        if not isinstance(exc, DeleteError):
+            raise
+
+
+def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
+                    body: dict, owner_ns: str | None = None) -> dict[str, Any]:
+    check_name(name)
+    if owner_ns is None:
+        caller = require_owner_namespace(caller, ns)
+    upload = _pending_upload(owner_ns or ns, kind, ns, name, upload_id)
+    if upload.state == "completed":
+        return _completed_info(kind, ns, name, upload)
+    parts = _check_parts(body, int(upload.part_count))
+    if upload.s3_upload_id:
+        blobs.complete_multipart(upload.blob_key, upload.s3_upload_id, parts)
+    check = _version_check(kind)
+    digest = blobs.digest_object(upload.blob_key, keep_copy=check is not None)
+    if digest is None:
+        raise InvalidRequest("no bytes arrived for this upload: PUT every part, then complete")
+    try:
+        if digest.size != upload.size:
+            _discard_upload(upload)
+            raise SizeMismatch(
+                f"declared {upload.size} bytes but {digest.size} arrived: push again"
+            )
+        if digest.sha256 != upload.sha256:
+            _discard_upload(upload)
+            raise ChecksumMismatch("the bytes that arrived do not match the declared sha256: push again")
+        extra = None
+        if check is not None:
+            try:
+                extra = check(digest.copy, upload)
+            except Exception:
+                _discard_upload(upload)
+                raise
+    finally:
+        if digest.copy is not None:
+            digest.copy.close()
+    return _commit_version(kind, ns, name, upload, extra)
+
+
+def _check_parts(body: dict, expected: int) -> list[dict]:
+    parts = body.get("parts")
+    if not isinstance(parts, list) or len(parts) != expected:
+        raise InvalidRequest(f"parts must list all {expected} parts as {{part_number, etag}}")
+    seen = set()
+    out = []
+    for p in parts:
+        if not isinstance(p, dict) or not isinstance(p.get("etag"), str):
+            raise InvalidRequest("each part needs a part_number and the etag S3 returned")
+        number = _check_int(p.get("part_number"), "part_number", 1)
+        if number > expected or number in seen:
+            raise InvalidRequest(f"part numbers must be 1..{expected}, each once")
+        seen.add(number)
+        out.append({"part_number": number, "etag": p["etag"]})
+    return sorted(out, key=lambda p: p["part_number"])
+
+
+def _completed_info(kind: str, ns: str, name: str, upload: Item) -> dict[str, Any]:
+    head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+    item = None
+    if head is not None and head.generation == upload.generation:
+        item = _get(keys.resource_pk(ns, name), keys.version_sk(kind, upload.generation,
+                                                                 int(upload.version)))
+    if head is None or item is None:
+        raise NotFound("this upload's version no longer exists: push again")
+    return _info(kind, head, _version_record(item), item.metadata)
+
+
+def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | None) -> dict:
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    model = items()
+    pk = keys.resource_pk(ns, name)
+    request = upload.request or {}
+    for _ in range(COMMIT_ATTEMPTS):
+        head = _get(pk, keys.head_sk(kind), consistent=True)
+        if head is not None and kind == "executor":
+            _refuse_protected_moves(head, request.get("tags", []), ns, name)
+        stamp = now_iso()
+        generation = head.generation if head is not None else uuid.uuid4().hex[:12]
+        version = (int(head.counter) if head is not None else 0) + 1
+        record = {
+            "version": version, "size": int(upload.size), "sha256": upload.sha256,
+            "blob_key": upload.blob_key, "created_at": stamp, "metadata": request.get("metadata"),
+            "upload_id": upload.upload_id, "package": extra,
+        }
+        new_head = _next_head(kind, ns, name, head, generation, record, request, upload, stamp)
+        version_item = model(
+            pk, keys.version_sk(kind, generation, version), kind=kind, namespace=ns, name=name,
+            version=version, size=record["size"], sha256=record["sha256"],
+            blob_key=record["blob_key"], created_at=stamp, metadata=record["metadata"],
+            upload_id=upload.upload_id, package=extra,
+        )
+        head_condition = (model.pk.does_not_exist() if head is None else
+                          (model.counter == head.counter) & (model.generation == generation))
+        try:
+            with TransactWrite(connection=model._get_connection().connection) as tx:
+                tx.save(new_head, condition=head_condition)
+                tx.save(version_item, condition=model.pk.does_not_exist())
+                tx.update(upload, actions=[
+                    model.state.set("completed"), model.version.set(version),
+                    model.generation.set(generation), model.expires_at.remove(),
+                ], condition=model.state == "pending")
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            if len(reasons) >= 3 and reasons[2] == "ConditionalCheckFailed":
+                fresh = _get(pk, upload.sk, consistent=True)
+                if fresh is not None and fresh.state == "completed":
+                    return _completed_info(kind, ns, name, fresh)
+                raise NotFound("this upload was aborted or expired: start a new upload") from None
+            if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
+                continue  # another push or a delete got there first: read again and retry
+            raise
+        return _info(kind, new_head, record, new_head.metadata)
+    raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
+
+
+def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str,
+               record: dict, request: dict, upload: Item, stamp: str) -> Item:
+    model = items()
+    visibility = request.get("visibility") or (head.visibility if head else "private")
+    metadata = request.get("metadata")
+    if metadata is None:
+        metadata = head.metadata if head is not None else {}
+    tags = dict(head.tags or {}) if head is not None else {}
+    protected = set(head.protected_tags or ()) if head is not None else set()
+    for tag in request.get("tags", []):
+        tags[tag] = record["version"]
+    protected |= set(request.get("protected_tags", []))
+    copy_from = head.attribute_values if head is not None else {}
+    new = model(pk=keys.resource_pk(ns, name), sk=keys.head_sk(kind))
+    for attr, value in copy_from.items():
+        if attr not in ("pk", "sk"):
+            setattr(new, attr, value)
+    new.kind = kind
+    new.namespace = ns
+    new.name = head.name if head is not None else name
+    new.owner = upload.owner if upload.owner != ns else (head.owner if head else None)
+    new.generation = generation
+    new.created_at = head.created_at if head is not None else stamp
+    new.updated_at = stamp
+    new.visibility = visibility
+    new.gsi1pk = keys.list_gsi_pk(kind, ns)
+    new.gsi1sk = keys.list_gsi_sk(visibility, new.name)
+    new.counter = record["version"]
+    new.current = record
+    new.metadata = metadata
+    if kind == "executor":
+        new.tags = tags
+        new.protected_tags = protected or None
+        new.image_status = None
+    return new
+
+
+# ---------------------------------------------------------------- changes
+
+
+def update_resource(caller: Caller | None, kind: str, ns: str, name: str, body: dict) -> dict:
+    check_name(name)
+    visibility = _check_visibility(body.get("visibility"))
+    metadata = _check_metadata(body.get("metadata"))
+    unknown = set(body) - {"visibility", "metadata"}
+    if unknown:
+        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}: only visibility and metadata")
+    if visibility is None and metadata is None:
+        raise InvalidRequest("nothing to change: send visibility and/or metadata")
+    head = _owned_head(caller, kind, ns, name)
+    model = items()
+    actions = [model.updated_at.set(now_iso())]
+    if visibility is not None:
+        actions += [model.visibility.set(visibility),
+                    model.gsi1sk.set(keys.list_gsi_sk(visibility, head.name))]
+    if metadata is not None:
+        actions.append(model.metadata.set(metadata))
+    from pynamodb.exceptions import UpdateError
+
+    try:
+        head.update(actions, condition=model.generation == head.generation)
+    except UpdateError:
+        raise not_found(kind, ns, name) from None
+    return _info(kind, head, head.current, head.metadata)
+
+
+def delete_resource(caller: Caller | None, kind: str, ns: str, name: str) -> None:
+    """Delete the head now; its versions and bytes go asynchronously (the table stream)."""
+    check_name(name)
+    head = _owned_head(caller, kind, ns, name)
+    from pynamodb.exceptions import DeleteError
+
+    try:
+        head.delete(items().generation == head.generation)
+    except DeleteError:
+        raise not_found(kind, ns, name) from None

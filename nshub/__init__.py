@@ -1,0 +1,1 @@
+"""nshub client."""
