@@ -455,13 +455,15 @@ def _codebuild(props: dict, r: Resolver, cb: Any) -> str:
 
 
 # ------------------------------------------------------------------ public API
-def provision(endpoint_url: str, region: str = "us-east-1", stage: str = "dev") -> dict[str, str]:
+def provision(endpoint_url: str, region: str = "us-east-1", stage: str = "dev", *,
+              template_path: str | os.PathLike | None = None) -> dict[str, str]:
     """Create the stack the template declares on a moto server; return the app's environment.
 
     Safe to call right after `POST {endpoint}/moto-api/reset`, and again on a live stack.
+    `template_path` defaults to infra/template.yaml (tests pass a modified copy).
     """
     endpoint_url = endpoint_url.rstrip("/")
-    template = load_template()
+    template = load_template(template_path)
     c = functools.partial(_client, endpoint_url=endpoint_url, region=region)
     try:
         account = c("sts").get_caller_identity()["Account"]

@@ -1,0 +1,363 @@
+"""Executor packages: a reproducible zip of an executor folder, and its safe extraction.
+
+Reproducible means the same files with the same contents and executable bits give the same
+bytes (and sha256), whatever their mtimes, owners or creation order:
+
+- entries are the regular files only (no directory entries), sorted by their POSIX path;
+- every entry has the date 1980-01-01 00:00:00, `create_system` 3 (Unix) and mode 0644, or
+  0755 when the file is executable by its owner;
+- every entry is deflated with zlib's default level (6).
+
+Left out: `.git` (at any depth), whatever the folder's root `.gitignore` matches (gitwildmatch,
+like git), `__pycache__/`, `*.pyc`/`*.pyo`, and virtual environments (any directory holding a
+`pyvenv.cfg`, whatever its name). Symlinks are refused: a package must not contain them.
+
+The client must not import `chalicelib`; the server checks uploads again with
+chalicelib/packages.py, whose entry rules `extract_package` repeats for pulls.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterable
+
+from nshub.errors import InvalidPackage
+
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+CHUNK = 1 << 20
+
+ALWAYS_EXCLUDED_DIRS = frozenset({".git", "__pycache__"})
+ALWAYS_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+
+# Limits for extraction (the server applies the same ones before a version is visible).
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+MAX_ENTRIES = 10_000
+MAX_RATIO = 200
+RATIO_MIN_BYTES = 1024 * 1024
+
+
+class PackagingError(InvalidPackage, ValueError):
+    """An executor folder that cannot be packed, or a package that cannot be extracted.
+
+    An `nshub.errors.InvalidPackage` (so the CLI prints it like the server's), and a ValueError.
+    """
+
+
+# --------------------------------------------------------------------------- config.yml
+
+
+def _load_config(folder: Path) -> object:
+    import yaml
+
+    path = folder / "config.yml"
+    if not path.is_file():
+        raise PackagingError(
+            f"{folder} has no config.yml: an executor folder needs a config.yml with a `jtype`"
+        )
+    try:
+        with path.open("rb") as fh:
+            return yaml.safe_load(fh)
+    except yaml.constructor.ConstructorError as exc:
+        raise PackagingError(
+            f"{path} is not safe YAML ({exc.problem}): remove python/ tags"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PackagingError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def read_executor_name(folder: str | os.PathLike) -> str | None:
+    """The executor's name from config.yml: `metas.name`, else `jtype`, else None."""
+    try:
+        config = _load_config(Path(folder))
+    except PackagingError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    metas = config.get("metas")
+    if isinstance(metas, dict) and isinstance(metas.get("name"), str) and metas["name"].strip():
+        return metas["name"].strip()
+    jtype = config.get("jtype")
+    if isinstance(jtype, str) and jtype.strip():
+        return jtype.strip()
+    return None
+
+
+def check_executor_folder(folder: str | os.PathLike) -> dict:
+    """Raise PackagingError unless `folder` has a config.yml mapping with a `jtype`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PackagingError(f"{folder} is not a directory: push an executor folder")
+    config = _load_config(folder)
+    if not isinstance(config, dict):
+        raise PackagingError(f"{folder / 'config.yml'} must be a mapping with a `jtype`")
+    jtype = config.get("jtype")
+    if not isinstance(jtype, str) or not jtype.strip():
+        raise PackagingError(
+            f"{folder / 'config.yml'} has no `jtype`: add e.g. `jtype: MyExecutor`"
+        )
+    return config
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def _ignore_spec(root: Path):
+    gitignore = root / ".gitignore"
+    if not gitignore.is_file():
+        return None
+    import pathspec
+
+    lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+    if hasattr(pathspec, "GitIgnoreSpec"):
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    return pathspec.PathSpec.from_lines("gitwildmatch", lines)  # pragma: no cover
+
+
+def list_package_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """Sorted `(archive name, path)` of the files that go into the package."""
+    root = Path(folder)
+    spec = _ignore_spec(root)
+    found: list[tuple[str, Path]] = []
+
+    def walk(directory: Path, rel: PurePosixPath | None) -> None:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            arc = str(rel / name) if rel else name
+            path = Path(entry.path)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir:
+                if name in ALWAYS_EXCLUDED_DIRS or (path / "pyvenv.cfg").exists():
+                    continue
+                if spec is not None and spec.match_file(arc + "/"):
+                    continue
+            else:
+                if name == ".git" or name.endswith(ALWAYS_EXCLUDED_SUFFIXES):
+                    continue
+                if spec is not None and spec.match_file(arc):
+                    continue
+            if entry.is_symlink():
+                raise PackagingError(
+                    f"{arc} is a symlink (-> {os.readlink(entry.path)}): packages must not "
+                    "contain symlinks; replace it with a copy or list it in .gitignore"
+                )
+            if is_dir:
+                walk(path, PurePosixPath(arc))
+            elif entry.is_file(follow_symlinks=False):
+                found.append((arc, path))
+            else:
+                raise PackagingError(
+                    f"{arc} is not a regular file (device, fifo or socket): remove it "
+                    "or list it in .gitignore"
+                )
+
+    walk(root, None)
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def pack_executor_to(folder: str | os.PathLike, fileobj: BinaryIO) -> list[str]:
+    """Write the package of `folder` to a seekable binary `fileobj`; return the archive names.
+
+    Raises PackagingError for a folder without a valid config.yml, or with symlinks.
+    """
+    folder = Path(folder)
+    check_executor_folder(folder)
+    files = list_package_files(folder)
+    names = [arc for arc, _ in files]
+    if "config.yml" not in names:
+        raise PackagingError("config.yml is excluded by .gitignore: the package needs it")
+    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for arc, path in files:
+            st = path.stat()
+            info = zipfile.ZipInfo(arc, date_time=FIXED_DATE)
+            info.create_system = 3
+            mode = EXEC_MODE if st.st_mode & stat.S_IXUSR else FILE_MODE
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = st.st_size
+            with path.open("rb") as src, zf.open(info, "w", force_zip64=st.st_size >= 2**31) as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+    return names
+
+
+def pack_executor(folder: str | os.PathLike) -> tuple[str, str, int]:
+    """Pack `folder` into a temporary zip; return `(path, sha256 hex, size)`.
+
+    The caller owns the file and deletes it when done.
+    """
+    fd, tmp = tempfile.mkstemp(prefix="nshub-executor-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            pack_executor_to(folder, fh)
+            fh.flush()
+            fh.seek(0)
+            digest = hashlib.sha256()
+            size = 0
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def check_entry_name(name: str) -> PurePosixPath:
+    """The safe relative path of a zip entry, or PackagingError."""
+    if not name or "\x00" in name or any(ord(c) < 0x20 for c in name):
+        raise PackagingError(f"package entry {name!r} has an empty name or control characters")
+    if "\\" in name:
+        raise PackagingError(f"package entry {name!r} contains a backslash")
+    if name.startswith("/"):
+        raise PackagingError(f"package entry {name!r} is an absolute path")
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        raise PackagingError(f"package entry {name!r} starts with a drive letter")
+    parts = name.rstrip("/").split("/")
+    if ".." in parts:
+        raise PackagingError(f"package entry {name!r} contains '..'")
+    if any(p in ("", ".") for p in parts):
+        raise PackagingError(f"package entry {name!r} has an empty or '.' component")
+    return PurePosixPath(*parts)
+
+
+def _entry_kind(info: zipfile.ZipInfo) -> str:
+    mode = info.external_attr >> 16
+    fmt = stat.S_IFMT(mode)
+    if fmt == stat.S_IFLNK:
+        return "symlink"
+    if fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+        return {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+                stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}[fmt]
+    if fmt == stat.S_IFDIR or info.filename.endswith("/"):
+        return "dir"
+    return "file"
+
+
+def extract_package(
+    zip_path: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
+    max_entries: int = MAX_ENTRIES,
+    max_ratio: int = MAX_RATIO,
+) -> Path:
+    """Extract a package into `dest` (which must not exist, or be empty) and return it.
+
+    Refuses absolute paths, `..`, backslashes, drive letters, symlinks, special files,
+    duplicates, too many entries, too many bytes, zip bombs and entries whose bytes do not
+    match their header. Files are extracted into a sibling staging directory which is renamed
+    to `dest` only when everything is written, so `dest` is either complete or absent.
+    """
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise PackagingError(f"{dest} already exists and is not empty: choose an empty folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackagingError(f"{zip_path} is not a zip file: {exc}") from None
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with zf:
+            plan = _plan(zf.infolist(), max_entries, max_unpacked_bytes, max_ratio)
+            budget = max_unpacked_bytes
+            for rel, info, kind in plan:
+                target = staging.joinpath(*rel.parts)
+                if kind == "dir":
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                mode = EXEC_MODE if (info.external_attr >> 16) & stat.S_IXUSR else FILE_MODE
+                written = 0
+                try:
+                    with zf.open(info) as src, open(target, "xb") as out:
+                        while True:
+                            chunk = src.read(min(CHUNK, info.file_size - written + 1))
+                            if not chunk:
+                                break
+                            written += len(chunk)
+                            if written > info.file_size or written > budget:
+                                raise PackagingError(
+                                    f"package entry {info.filename!r} is larger than it declares"
+                                )
+                            out.write(chunk)
+                except PackagingError:
+                    raise
+                except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+                    raise PackagingError(
+                        f"package entry {info.filename!r} is corrupt: {_one_line(exc)}"
+                    ) from None
+                if written != info.file_size:
+                    raise PackagingError(
+                        f"package entry {info.filename!r} has {written} bytes but declares "
+                        f"{info.file_size}"
+                    )
+                budget -= written
+                os.chmod(target, mode)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+def _plan(infos: Iterable[zipfile.ZipInfo], max_entries: int, max_bytes: int, max_ratio: int):
+    infos = list(infos)
+    if len(infos) > max_entries:
+        raise PackagingError(f"package has {len(infos)} entries, more than {max_entries}")
+    seen: dict[PurePosixPath, str] = {}
+    plan = []
+    total = total_compressed = 0
+    for info in infos:
+        rel = check_entry_name(info.filename)
+        kind = _entry_kind(info)
+        if kind not in ("file", "dir"):
+            raise PackagingError(f"package contains a {kind}: {info.filename}; packages hold regular files only")
+        if info.flag_bits & 0x1:
+            raise PackagingError(f"package entry {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise PackagingError(f"package entry {info.filename!r} uses an unsupported compression")
+        if rel in seen:
+            raise PackagingError(f"package contains {info.filename!r} twice")
+        seen[rel] = kind
+        if kind == "file":
+            total += info.file_size
+            total_compressed += info.compress_size
+            if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+                raise PackagingError(f"package entry {info.filename!r} is a zip bomb (compression ratio)")
+        plan.append((rel, info, kind))
+    for rel, kind in seen.items():
+        for parent in rel.parents:
+            if seen.get(parent) == "file":
+                raise PackagingError(f"package entry {str(parent)!r} is both a file and a folder")
+    if total > max_bytes:
+        raise PackagingError(f"package unpacks to {total} bytes, more than {max_bytes}")
+    if total > RATIO_MIN_BYTES and total > max_ratio * max(total_compressed, 1):
+        raise PackagingError("package is a zip bomb (compression ratio)")
+    return plan
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _yaml_problem(exc) -> str:
+    """`<problem> at line L, column C` for a YAML error, on one line."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return _one_line(f"{problem}{where}")

@@ -1,0 +1,273 @@
+"""DocumentArrays over HTTP: the upload flow, versions, integrity, lists, changes, deletes."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from urllib.parse import parse_qs, quote, urlparse
+
+import pytest
+import requests
+
+from tests.conftest import MiB
+from tests.helpers import pull, push, put_parts, random_bytes, sha, start
+
+
+def token(users, who):
+    return users[who]["id_token"]
+
+
+def test_push_then_pull_round_trips(api, users):
+    data = random_bytes(1000)
+    r = push(api, token(users, "alice"), "alice/fashion_mnist", data, metadata={"split": "train"})
+    assert r.status_code == 200, r.text
+    info = r.json()
+    assert info["version"] == 1
+    assert info["full_name"] == "alice/fashion_mnist"
+    assert info["visibility"] == "private"
+    assert info["kind"] == "array"
+    assert info["sha256"] == sha(data)
+    assert info["metadata"] == {"split": "train"}
+    got, body = pull(api, token(users, "alice"), "alice/fashion_mnist")
+    assert body == data
+    assert got["sha256"] == sha(body)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1, 11 * MiB + 7])
+def test_sizes_across_the_part_boundary(api, users, size):
+    data = random_bytes(size)
+    r = push(api, token(users, "alice"), "alice/sized", data)
+    assert r.status_code == 200, r.text
+    _, body = pull(api, token(users, "alice"), "alice/sized")
+    assert sha(body) == sha(data) and len(body) == size
+
+
+def test_bob_and_alice_own_the_same_name(api, users):
+    a, b = random_bytes(10), random_bytes(20)
+    assert push(api, token(users, "alice"), "alice/fashion_mnist", a).status_code == 200
+    assert push(api, token(users, "bob"), "bob/fashion_mnist", b).status_code == 200
+    assert pull(api, token(users, "alice"), "alice/fashion_mnist")[1] == a
+    assert pull(api, token(users, "bob"), "bob/fashion_mnist")[1] == b
+
+
+def test_versions_and_latest(api, users):
+    t = token(users, "alice")
+    blobs = [random_bytes(100 + i) for i in range(3)]
+    for i, data in enumerate(blobs, start=1):
+        assert push(api, t, "alice/ds", data).json()["version"] == i
+    assert pull(api, t, "alice/ds")[1] == blobs[-1]
+    assert pull(api, t, "alice/ds", version=1)[1] == blobs[0]
+    r = api.get("/v1/arrays/alice/ds/versions", token=t)
+    assert [v["version"] for v in r.json()["items"]] == [3, 2, 1]
+    assert api.get("/v1/arrays/alice/ds", token=t, params={"version": 9}).status_code == 404
+    assert api.get("/v1/arrays/alice/ds", token=t, params={"version": "x"}).status_code == 400
+
+
+def test_names_are_case_insensitive_first_spelling_kept(api, users):
+    t = token(users, "alice")
+    push(api, t, "alice/MyData", b"one")
+    r = push(api, t, "alice/mydata", b"two")
+    assert r.json()["version"] == 2
+    assert r.json()["name"] == "MyData"
+    assert pull(api, t, "alice/MYDATA")[1] == b"two"
+
+
+def test_presigned_urls_are_short_lived_and_bound(api, users):
+    data = random_bytes(64)
+    r = start(api, token(users, "alice"), "alice/urls", data)
+    plan = r.json()
+    assert len(plan["parts"]) == 1
+    part = plan["parts"][0]
+    url = urlparse(part["url"])
+    q = parse_qs(url.query)
+    assert int(q["X-Amz-Expires"][0]) <= 900
+    assert q["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    signed = q["X-Amz-SignedHeaders"][0].split(";")
+    assert {"content-length", "x-amz-checksum-sha256", "host"} <= set(signed)
+    assert url.path.endswith(f"/blobs/array/alice/urls/{plan['upload_id']}")
+    assert part["headers"]["Content-Length"] == "64"
+    import base64
+    assert base64.b64decode(part["headers"]["x-amz-checksum-sha256"]).hex() == sha(data)
+
+    big = random_bytes(11 * MiB)
+    plan = start(api, token(users, "alice"), "alice/urls", big).json()
+    assert len(plan["parts"]) == 3
+    for part in plan["parts"]:
+        q = parse_qs(urlparse(part["url"]).query)
+        assert int(q["X-Amz-Expires"][0]) <= 900
+        assert q["partNumber"] == [str(part["part_number"])]
+        assert "content-length" in q["X-Amz-SignedHeaders"][0].split(";")
+    info = push(api, token(users, "alice"), "alice/urls", data).json()
+    r = api.get("/v1/arrays/alice/urls", token=token(users, "alice"))
+    q = parse_qs(urlparse(r.json()["download_url"]).query)
+    assert int(q["X-Amz-Expires"][0]) <= 900
+    assert info["version"] == 1
+
+
+def test_wrong_size_or_digest_creates_no_version(api, users, aws_env):
+    t = token(users, "alice")
+    data = random_bytes(100)
+    # declared size matches, bytes differ: the digest check catches it
+    plan = start(api, t, "alice/bad", data).json()
+    parts = put_parts(plan, random_bytes(100))
+    r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "ChecksumMismatch")
+    # fewer bytes than declared
+    plan = start(api, t, "alice/bad", data).json()
+    parts = put_parts(plan, data[:50])
+    r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "SizeMismatch")
+    assert api.get("/v1/arrays/alice/bad", token=t).status_code == 404
+    # nothing stays behind in the bucket
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    assert s3.list_objects_v2(Bucket=aws_env["NSHUB_BUCKET"]).get("KeyCount", 0) == 0
+    # and the upload id is gone
+    r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert r.status_code == 404
+
+
+def test_complete_twice_is_idempotent(api, users):
+    t = token(users, "alice")
+    data = random_bytes(10)
+    plan = start(api, t, "alice/idem", data).json()
+    parts = put_parts(plan, data)
+    url = f"/v1/arrays/alice/idem/uploads/{plan['upload_id']}/complete"
+    first = api.post(url, token=t, json={"parts": parts})
+    second = api.post(url, token=t, json={"parts": parts})
+    assert first.status_code == second.status_code == 200
+    assert first.json()["version"] == second.json()["version"] == 1
+
+
+def test_abort_and_unknown_uploads(api, users):
+    t = token(users, "alice")
+    plan = start(api, t, "alice/ab", b"xyz").json()
+    assert api.delete(f"/v1/arrays/alice/ab/uploads/{plan['upload_id']}", token=t).status_code == 204
+    r = api.post(f"/v1/arrays/alice/ab/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": [{"part_number": 1, "etag": "x"}]})
+    assert r.status_code == 404
+    for bad in ("0" * 32, "nope", "..%2F..%2Fx"):
+        r = api.post(f"/v1/arrays/alice/ab/uploads/{bad}/complete", token=t, json={"parts": []})
+        assert r.status_code == 404, bad
+    # someone else's upload id: 403 for the namespace, and 404 even for the id in bob's space
+    plan = start(api, t, "alice/ab", b"xyz").json()
+    r = api.post(f"/v1/arrays/alice/ab/uploads/{plan['upload_id']}/complete",
+                 token=token(users, "bob"), json={"parts": []})
+    assert r.status_code == 403
+    r = api.post(f"/v1/arrays/bob/ab/uploads/{plan['upload_id']}/complete",
+                 token=token(users, "bob"), json={"parts": []})
+    assert r.status_code == 404
+
+
+def test_expired_upload_is_404(api, users, monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.setenv("NSHUB_UPLOAD_TTL_SECONDS", "-1")
+    config.reset()
+    t = token(users, "alice")
+    plan = start(api, t, "alice/late", b"abc").json()
+    parts = put_parts(plan, b"abc")
+    r = api.post(f"/v1/arrays/alice/late/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert r.status_code == 404
+    assert "expired" in r.json()["Message"]
+
+
+def test_bad_input_is_400_never_500(api, users):
+    t = token(users, "alice")
+    bad_names = ["", "a" * 101, "a..b", "-x", "x-", "a b", "a#b", "a:b", "a@b",
+                 "f\u0430shion", "x%2Fy"]
+    for name in bad_names:
+        r = api.post(f"/v1/arrays/alice/{quote(name, safe='')}/uploads", token=t, json={"size": 1, "sha256": "0" * 64})
+        assert r.status_code in (400, 403, 404), (name, r.status_code)
+        if r.status_code == 400:
+            assert r.headers["X-Error-Code"] == "InvalidName"
+    bodies = [
+        {}, {"size": -1, "sha256": "0" * 64}, {"size": "1", "sha256": "0" * 64},
+        {"size": 1, "sha256": "xyz"}, {"size": 1, "sha256": "0" * 64, "visibility": "secret"},
+        {"size": 1, "sha256": "0" * 64, "metadata": [1]},
+        {"size": 1, "sha256": "0" * 64, "metadata": {"k": "v" * 17000}},
+        {"size": True, "sha256": "0" * 64},
+    ]
+    for b in bodies:
+        r = api.post("/v1/arrays/alice/x/uploads", token=t, json=b)
+        assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest"), b
+    r = api.post("/v1/arrays/alice/x/uploads", token=t, data=b"{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = api.post("/v1/arrays/alice/x/uploads", token=t, json={"size": 51 * 1024**3, "sha256": "0" * 64})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (413, "TooLarge")
+    for q in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}):
+        assert api.get("/v1/arrays/alice", token=t, params=q).status_code == 400, q
+    assert api.get("/v1/widgets/alice", token=t).status_code == 404
+    assert api.get("/v1/arrays/Not_A_NS", token=t).status_code == 400
+
+
+def test_concurrent_pushes_get_distinct_versions(api, users):
+    t = token(users, "alice")
+    payloads = [random_bytes(200 + i) for i in range(6)]
+    plans = [start(api, t, "alice/race", d).json() for d in payloads]
+    parts = [put_parts(p, d) for p, d in zip(plans, payloads)]
+
+    def complete(i):
+        return api.post(f"/v1/arrays/alice/race/uploads/{plans[i]['upload_id']}/complete",
+                        token=t, json={"parts": parts[i]})
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(complete, range(6)))
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    versions = sorted(r.json()["version"] for r in results)
+    assert versions == [1, 2, 3, 4, 5, 6]
+    last = max(results, key=lambda r: r.json()["version"])
+    info, body = pull(api, t, "alice/race")
+    assert info["version"] == 6 and sha(body) == last.json()["sha256"]
+
+
+def test_listing_pages_and_cursor_scope(api, users):
+    ta, tb = token(users, "alice"), token(users, "bob")
+    for i in range(5):
+        push(api, ta, f"alice/pub{i}", b"x", visibility="public")
+    for i in range(3):
+        push(api, ta, f"alice/priv{i}", b"x")
+    seen, cursor = [], None
+    while True:
+        r = api.get("/v1/arrays/alice", token=ta, params={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200
+        seen += [i["name"] for i in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted([f"pub{i}" for i in range(5)] + [f"priv{i}" for i in range(3)])
+    r = api.get("/v1/arrays/alice", token=tb, params={"limit": 2})
+    names = [i["name"] for i in r.json()["items"]]
+    assert names == ["pub0", "pub1"]
+    # bob cannot reuse alice's owner cursor to see her private arrays, nor a cursor elsewhere
+    owner_cursor = api.get("/v1/arrays/alice", token=ta, params={"limit": 6}).json()["next_cursor"]
+    assert api.get("/v1/arrays/alice", token=tb, params={"cursor": owner_cursor}).status_code == 400
+    assert api.get("/v1/arrays/bob", token=ta, params={"cursor": owner_cursor}).status_code == 400
+    anon = api.get("/v1/arrays/alice").json()["items"]
+    assert {i["visibility"] for i in anon} == {"public"}
+
+
+def test_patch_visibility_and_metadata(api, users):
+    ta, tb = token(users, "alice"), token(users, "bob")
+    push(api, ta, "alice/vis", b"data")
+    assert api.get("/v1/arrays/alice/vis", token=tb).status_code == 404
+    r = api.patch("/v1/arrays/alice/vis", token=ta, json={"visibility": "public", "metadata": {"a": 1}})
+    assert r.status_code == 200 and r.json()["visibility"] == "public"
+    assert r.json()["metadata"] == {"a": 1}
+    assert api.get("/v1/arrays/alice/vis", token=tb).status_code == 200
+    assert [i["name"] for i in api.get("/v1/arrays/alice", token=tb).json()["items"]] == ["vis"]
+    for b in ({}, {"visibility": "x"}, {"size": 3}, {"metadata": "x"}):
+        assert api.patch("/v1/arrays/alice/vis", token=ta, json=b).status_code == 400, b
+
+
+def test_delete_then_push_again(api, users):
+    t = token(users, "alice")
+    push(api, t, "alice/gone", b"old")
+    assert api.delete("/v1/arrays/alice/gone", token=t).status_code == 204
+    assert api.get("/v1/arrays/alice/gone", token=t).status_code == 404
+    r = push(api, t, "alice/gone", b"new")
+    assert r.status_code == 200 and r.json()["version"] == 1
+    assert pull(api, t, "alice/gone")[1] == b"new"

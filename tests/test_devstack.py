@@ -1,0 +1,174 @@
+"""`python -m devstack` end to end: starts, serves, signs alice in, and stops cleanly."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+READY = "nshub dev stack ready"
+START_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children_of(pid: int) -> list[int]:
+    out: list[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    for task in task_dir.iterdir() if task_dir.exists() else []:
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+class DevStackProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack"], cwd=str(REPO), env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        # Readers drain both pipes for the whole life of the process (a full pipe would
+        # block the stack).
+        self._threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True),
+                             daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False),
+                             daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, pipe, sink: list[str], announce: bool) -> None:
+        for line in pipe:
+            sink.append(line.rstrip("\n"))
+            if announce:
+                self.lines.put(line.rstrip("\n"))
+        if announce:
+            self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {text!r} within {timeout}s; stderr:\n"
+                                     + "\n".join(self.stderr[-30:]))
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError("devstack exited early; stderr:\n"
+                                     + "\n".join(self.stderr[-30:]))
+            if text in line:
+                return
+
+    def join_readers(self) -> None:
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def kill_everything(self) -> None:
+        for pgid in [self.proc.pid, *children_of(self.proc.pid)]:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NSHUB_", "AWS_"))}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM],
+                         ids=["sigint", "sigterm"])
+def test_dev_stack_serves_signs_in_and_stops_cleanly(stop_signal):
+    api_port, moto_port = free_port(), free_port()
+    password = "Alice-devst4ck"
+    stack = DevStackProcess(base_env(NSHUB_PORT=str(api_port), NSHUB_MOTO_PORT=str(moto_port),
+                                     NSHUB_ALICE_PASSWORD=password))
+    try:
+        stack.wait_for(READY, START_TIMEOUT)
+        out = "\n".join(stack.stdout)
+        assert f"export NSHUB_ENDPOINT=http://127.0.0.1:{api_port}" in out
+        assert "nshub login alice" in out
+        assert f"alice password: {password}" in out
+        bob_line = next(line for line in stack.stdout if "bob password:" in line)
+        bob_password = bob_line.split("bob password:", 1)[1].strip()
+        assert len(bob_password) >= 12  # generated, strong, and printed
+
+        api = f"http://127.0.0.1:{api_port}"
+        config = requests.get(f"{api}/v1/config", timeout=30)
+        assert config.status_code == 200, config.text
+        assert config.json()["user_pool_id"]
+
+        for user, pw in (("alice", password), ("bob", bob_password)):
+            login = requests.post(f"{api}/v1/auth/login",
+                                  json={"username": user, "password": pw}, timeout=30)
+            assert login.status_code == 200, login.text
+            tokens = login.json()
+            assert tokens["id_token"] and tokens["access_token"] and tokens["refresh_token"]
+
+        children = children_of(stack.proc.pid)
+        assert children, "chalice local should run as a child process"
+
+        stack.proc.send_signal(stop_signal)
+        assert stack.proc.wait(timeout=60) == 0
+        stack.join_readers()
+        assert not any("Traceback" in line for line in stack.stderr), "\n".join(stack.stderr)
+        for pgid in [stack.proc.pid, *children]:
+            assert group_is_gone(pgid), f"process group {pgid} outlived the dev stack"
+    finally:
+        stack.kill_everything()
+
+
+@pytest.mark.parametrize("which", ["NSHUB_PORT", "NSHUB_MOTO_PORT"])
+def test_busy_port_is_one_clear_line_and_exit_code_1(which):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        other = "NSHUB_MOTO_PORT" if which == "NSHUB_PORT" else "NSHUB_PORT"
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack"], cwd=str(REPO),
+            env=base_env(**{which: str(port), other: str(free_port())}),
+            capture_output=True, text=True, timeout=60, start_new_session=True,
+        )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(port) in lines[0] and which in lines[0]
+    assert "Traceback" not in result.stderr
