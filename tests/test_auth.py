@@ -102,3 +102,37 @@ def test_prod_stage_needs_confirmation(api, monkeypatch):
     assert r.status_code == 200, r.text
     r = api.post("/v1/auth/login", json={"username": "erin", "password": "Erin-passw0rd"})
     assert r.status_code == 200
+
+
+def test_logs_carry_request_and_caller_but_no_secret(api, users):
+    """Log lines as Powertools writes them: request id and username on each, no secrets."""
+    import json
+    import logging
+
+    from chalicelib.observability import logger
+
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):  # runs on the server's thread, where the keys are set
+            lines.append(logger.registered_formatter.format(record))
+
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        secret_password = "Wrong-passw0rd-XYZ"
+        api.post("/v1/auth/login", json={"username": "alice", "password": secret_password})
+        r = api.post("/v1/auth/login", json={"username": "alice",
+                                              "password": users["alice"]["password"]})
+        tokens = r.json()
+        api.get("/v1/arrays/alice/nothing", token=tokens["id_token"])
+    finally:
+        logger.removeHandler(handler)
+    text = "\n".join(lines)
+    for secret in (secret_password, users["alice"]["password"], tokens["id_token"],
+                   tokens["refresh_token"], tokens["access_token"]):
+        assert secret not in text
+    records = [json.loads(line) for line in lines]
+    assert records and all(rec.get("request_id") for rec in records)
+    assert records[-1]["username"] == "alice"
+    assert records[0].get("username") is None  # the failed login: nobody signed in
