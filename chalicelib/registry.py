@@ -366,15 +366,22 @@ def _refuse_protected_moves(head: Item, tags: list[str], ns: str, name: str) -> 
             )
 
 
-def _pending_upload(caller_ns: str, kind: str, ns: str, name: str, upload_id: str) -> Item:
+def _head_and_upload(caller_ns: str, kind: str, ns: str, name: str,
+                     upload_id: str) -> tuple[Item | None, Item]:
+    """The resource head (None before the first version) and a caller's live upload, in one
+    consistent BatchGetItem."""
+    unknown = NotFound("unknown upload id: start a new upload")
     if not re.fullmatch(r"[0-9a-f]{32}", upload_id or ""):
-        raise NotFound("unknown upload id: start a new upload")
-    upload = _get(keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id), consistent=True)
+        raise unknown
+    pk = keys.resource_pk(ns, name)
+    wanted = [(pk, keys.head_sk(kind)), (pk, keys.upload_sk(kind, upload_id))]
+    found = {item.sk: item for item in items().batch_get(wanted, consistent_read=True)}
+    upload = found.get(keys.upload_sk(kind, upload_id))
     if upload is None or upload.owner != caller_ns:
-        raise NotFound("unknown upload id: start a new upload")
+        raise unknown
     if upload.state == "pending" and (upload.expires_at or 0) < time.time():
         raise NotFound("this upload has expired: start a new upload")
-    return upload
+    return found.get(keys.head_sk(kind)), upload
 
 
 def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
@@ -382,7 +389,7 @@ def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id
     check_name(name)
     if owner_ns is None:
         caller = require_owner_namespace(caller, ns)
-    upload = _pending_upload(owner_ns or ns, kind, ns, name, upload_id)
+    _, upload = _head_and_upload(owner_ns or ns, kind, ns, name, upload_id)
     if upload.state != "pending":
         raise Conflict("this upload is already complete: delete the resource instead")
     _discard_upload(upload)
@@ -408,7 +415,7 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
     check_name(name)
     if owner_ns is None:
         caller = require_owner_namespace(caller, ns)
-    upload = _pending_upload(owner_ns or ns, kind, ns, name, upload_id)
+    head, upload = _head_and_upload(owner_ns or ns, kind, ns, name, upload_id)
     if upload.state == "completed":
         return _completed_info(kind, ns, name, upload)
     parts = _check_parts(body, int(upload.part_count))
@@ -437,7 +444,7 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
     finally:
         if digest.copy is not None:
             digest.copy.close()
-    return _commit_version(kind, ns, name, upload, extra)
+    return _commit_version(kind, ns, name, upload, extra, head)
 
 
 def _check_parts(body: dict, expected: int) -> list[dict]:
@@ -468,15 +475,19 @@ def _completed_info(kind: str, ns: str, name: str, upload: Item) -> dict[str, An
     return _info(kind, head, _version_record(item), item.metadata)
 
 
-def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | None) -> dict:
+def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | None,
+                    head: Item | None) -> dict:
+    """Commit with optimistic concurrency: the first attempt uses the head read with the
+    upload; a failed condition (another push, a delete) reads it again."""
     from pynamodb.exceptions import TransactWriteError
     from pynamodb.transactions import TransactWrite
 
     model = items()
     pk = keys.resource_pk(ns, name)
     request = upload.request or {}
-    for _ in range(COMMIT_ATTEMPTS):
-        head = _get(pk, keys.head_sk(kind), consistent=True)
+    for attempt in range(COMMIT_ATTEMPTS):
+        if attempt:
+            head = _get(pk, keys.head_sk(kind), consistent=True)
         if head is not None and kind == "executor":
             _refuse_protected_moves(head, request.get("tags", []), ns, name)
         stamp = now_iso()
