@@ -2,7 +2,8 @@
 
 Every error carries `code` (the server's stable code), `message` (one line: what happened and
 what to do), `status` (the HTTP status, or None for failures found by the client) and `hint`
-(what the CLI prints under the error).
+(what the CLI prints under the error, when there is more to say than the server's message,
+which already says what to do).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class NshubError(Exception):
 
 class InvalidName(NshubError, ValueError):
     code = "InvalidName"
-    hint = "names are `namespace/name` (or a bare `name` for a legacy array)"
+    hint = "arrays are `namespace/name`, where the namespace is a (lowercase) username"
 
 
 class InvalidRequest(NshubError):
@@ -51,7 +52,6 @@ class Unauthorized(NshubError):
 
 class Forbidden(NshubError):
     code = "Forbidden"
-    hint = "you can only change resources in your own namespace"
 
 
 class NotFound(NshubError):
@@ -61,7 +61,6 @@ class NotFound(NshubError):
 
 class Conflict(NshubError):
     code = "Conflict"
-    hint = "someone changed it at the same time: try again"
 
 
 class LegacyReadOnly(NshubError):
@@ -127,6 +126,11 @@ SERVER_ERRORS: dict[str, type[NshubError]] = {
 }
 
 
+# Answers without a code (API Gateway throttling, a proxy) still get the right class.
+_BY_STATUS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 413: "TooLarge",
+              429: "TooManyRequests"}
+
+
 def error_from_response(status: int, headers: Any, body: Any) -> NshubError:
     """Build the typed exception of an API error response.
 
@@ -134,14 +138,15 @@ def error_from_response(status: int, headers: Any, body: Any) -> NshubError:
     The `X-Error-Code` header wins over the body's `Code`; unknown codes become NshubError.
     """
     payload = body if isinstance(body, dict) else {}
-    code = headers.get("X-Error-Code") or payload.get("Code") or None
+    code = headers.get("X-Error-Code") or payload.get("Code") or _BY_STATUS.get(status)
     message = payload.get("Message") or payload.get("message")
-    if not message:
-        message = (
-            f"the server failed with HTTP {status}: this is a bug in nshub"
-            if status >= 500
-            else f"the server answered HTTP {status}"
-        )
-    cls = SERVER_ERRORS.get(code or "", NshubError)
-    return cls(str(message), code=code or ("InternalError" if status >= 500 else f"HTTP{status}"),
-               status=status)
+    if status in (502, 503, 504):
+        code = code or "ServiceUnavailable"
+        message = message or f"the server is unavailable (HTTP {status}): try again later"
+    elif status >= 500:
+        code = code or "InternalError"
+        message = message or f"the server failed (HTTP {status}): this is a bug in nshub"
+    code = code or f"HTTP{status}"
+    message = message or f"the server answered HTTP {status}"
+    cls = SERVER_ERRORS.get(code, NshubError)
+    return cls(str(message), code=code, status=status)

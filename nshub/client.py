@@ -1,0 +1,470 @@
+"""The Python API: `Client`, and through `nshub/__init__.py` its methods as module functions.
+
+    from nshub import Client
+    hub = Client()                          # NSHUB_ENDPOINT, NSHUB_TOKEN or `nshub login`
+    hub.push_file("data.bin", "alice/fashion_mnist", public=True)
+    hub.pull_file("alice/fashion_mnist", "data.bin")
+
+`token` is a string (used as the bearer), False (anonymous, even when logged in) or None (the
+NSHUB_TOKEN variable, else the credentials file of `nshub login`, refreshed automatically when
+its ID token is about to expire).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from nshub import credentials as credentials_file
+from nshub import settings
+from nshub._http import Retry, new_session, raise_for_api_error, request_with_retries
+from nshub.credentials import Credentials
+from nshub.errors import (
+    IntegrityError,
+    InvalidRequest,
+    NotLoggedIn,
+    NshubError,
+    Unauthorized,
+)
+from nshub.names import ArrayName, check_namespace, parse_array_name, writable_array_name
+from nshub.progress import transfer_bar
+from nshub.transfer import Opener, bytes_opener, download, hash_source, path_opener, upload_parts
+
+# One refresh at a time per process: the credentials file is shared by every Client.
+_refresh_lock = threading.Lock()
+
+_PAGE_LIMIT = 100  # items asked per page when following next_cursor
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | bool | None = None,
+        *,
+        retry: Retry | None = None,
+        max_workers: int | None = None,
+    ):
+        if token is True:
+            token = None  # "use my login" is what None means
+        if token is not None and not isinstance(token, (str, bool)):
+            raise TypeError("token must be a string, False (anonymous) or None (your login)")
+        self._endpoint = endpoint.rstrip("/") if endpoint else None
+        self._token = token
+        self.retry = retry or Retry()
+        self._max_workers = max_workers
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Client(endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint or settings.endpoint()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers or settings.max_workers()
+
+    @property
+    def session(self) -> requests.Session:
+        with self._session_lock:
+            if self._session is None:
+                self._session = new_session(self.max_workers)
+            return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- platform -------------------------------------------------------------------------
+
+    def config(self) -> dict:
+        """The server's public settings: `{region, user_pool_id, client_id, max_upload_bytes, part_size}`."""
+        return self._api("GET", "/v1/config", auth=False)
+
+    def signup(self, username: str, password: str, email: str) -> dict:
+        """Create an account; returns `{username, confirmed}`. Your username is your namespace."""
+        return self._api(
+            "POST",
+            "/v1/auth/signup",
+            json={"username": username, "password": password, "email": email},
+            auth=False,
+        )
+
+    def confirm(self, username: str, code: str) -> dict:
+        """Confirm a sign-up with the code sent by email."""
+        return self._api(
+            "POST", "/v1/auth/confirm", json={"username": username, "code": code}, auth=False
+        ) or {"username": username, "confirmed": True}
+
+    def login(self, username: str, password: str) -> dict:
+        """Sign in and store the tokens in the credentials file (0600); returns `{username, namespace}`."""
+        tokens = self._api(
+            "POST",
+            "/v1/auth/login",
+            json={"username": username, "password": password},
+            auth=False,
+        )
+        me = self._api("GET", "/v1/me", bearer=tokens["id_token"])
+        credentials_file.save(
+            Credentials.from_login(self.endpoint, me.get("username") or username, tokens)
+        )
+        return me
+
+    def logout(self) -> bool:
+        """Forget the stored tokens; True if there were any."""
+        return credentials_file.delete()
+
+    def whoami(self) -> dict:
+        """`{username, namespace}` of the caller; NotLoggedIn when there is no token."""
+        bearer = self._bearer()
+        if bearer is None:
+            raise NotLoggedIn(f"you are not logged in to {self.endpoint}")
+        return self._api("GET", "/v1/me", bearer=bearer)
+
+    # --- arrays ---------------------------------------------------------------------------
+
+    def push_file(
+        self,
+        path: str | os.PathLike,
+        name: str,
+        *,
+        public: bool | None = None,
+        metadata: dict | None = None,
+    ) -> dict:
+        """Push a file as a new version of the array `name` (`namespace/name`); returns its info.
+
+        `public=None` keeps the current visibility (private for a new array).
+        """
+        target = writable_array_name(name)
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidRequest(f"{str(path)!r} is not a file")
+        return self._push(path_opener(path), target, public, metadata, desc=path.name)
+
+    def push_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        name: str,
+        *,
+        public: bool | None = None,
+        metadata: dict | None = None,
+    ) -> dict:
+        """Push bytes held in memory as a new version of `name`; returns its info."""
+        target = writable_array_name(name)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes-like")
+        return self._push(bytes_opener(data), target, public, metadata, desc=target.name)
+
+    def pull_file(
+        self,
+        name: str,
+        path: str | os.PathLike | None = None,
+        *,
+        version: int | None = None,
+    ) -> Path:
+        """Download an array to `path` (a file, or a folder to put `<name>` in; default: here).
+
+        The bytes land in `<path>.part`, are checked against the declared size and sha256, and
+        only then renamed to `path`. An interrupted pull resumes where it stopped.
+        """
+        return self._pull_to_file(name, path, version=version)[0]
+
+    def _pull_to_file(
+        self, name: str, path: str | os.PathLike | None, *, version: int | None
+    ) -> tuple[Path, dict]:
+        array = parse_array_name(name)
+        info = self.info(name, version=version)
+        target = Path(path) if path is not None else Path.cwd()
+        if target.is_dir():
+            target = target / array.name
+        partial = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        for fresh in (False, True):
+            offset, digest = _resume_state(partial, int(info["size"]), fresh)
+            with open(partial, "ab") as sink:
+                digest, info = self._download(array, info, version, sink, offset, digest)
+            try:
+                _verify(partial.stat().st_size, digest, info, str(array))
+                break
+            except IntegrityError:
+                partial.unlink(missing_ok=True)
+                if offset == 0 or fresh:
+                    raise
+                # the bytes resumed from disk were stale (another version?): once more, clean
+        os.replace(partial, target)
+        return target, info
+
+    def pull_bytes(self, name: str, *, version: int | None = None) -> bytes:
+        """Download an array into memory, checked against its declared size and sha256."""
+        array = parse_array_name(name)
+        info = self.info(name, version=version)
+        sink = io.BytesIO()
+        digest, info = self._download(array, info, version, sink, 0, hashlib.sha256())
+        _verify(sink.tell(), digest, info, str(array))
+        return sink.getvalue()
+
+    def info(self, name: str, *, version: int | None = None) -> dict:
+        """The info of an array (latest version unless `version`), with a fresh `download_url`."""
+        array = parse_array_name(name)
+        params = {"version": int(version)} if version is not None else None
+        return self._api("GET", _array_path(array), params=params)
+
+    def list(self, namespace: str, *, limit: int | None = None) -> list[dict]:
+        """Arrays of a namespace (all of them, following pages; at most `limit`)."""
+        ns = check_namespace(namespace)
+        return self._paginate(f"/v1/arrays/{quote(ns)}", limit)
+
+    def versions(self, name: str, *, limit: int | None = None) -> list[dict]:
+        """Versions of an array, as the server orders them."""
+        array = parse_array_name(name)
+        if array.legacy:
+            info = self.info(name)  # a legacy array has the one version it was frozen with
+            return [{k: v for k, v in info.items() if not k.startswith("download_")}]
+        return self._paginate(_array_path(array) + "/versions", limit)
+
+    def set_visibility(self, name: str, visibility: str) -> dict:
+        """Make an array `public` or `private`; returns its info."""
+        if visibility not in ("public", "private"):
+            raise InvalidRequest(f"visibility must be 'public' or 'private', not {visibility!r}")
+        array = writable_array_name(name)
+        return self._api("PATCH", _array_path(array), json={"visibility": visibility})
+
+    def set_metadata(self, name: str, metadata: dict) -> dict:
+        """Replace the metadata of an array; returns its info."""
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata must be a JSON object (a dict)")
+        array = writable_array_name(name)
+        return self._api("PATCH", _array_path(array), json={"metadata": metadata})
+
+    def delete(self, name: str) -> None:
+        """Delete an array and all its versions (the bytes go shortly after)."""
+        array = writable_array_name(name)
+        self._api("DELETE", _array_path(array))
+
+    # --- transfers ------------------------------------------------------------------------
+
+    def _push(
+        self,
+        opener: Opener,
+        array: ArrayName,
+        public: bool | None,
+        metadata: dict | None,
+        desc: str,
+    ) -> dict:
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidRequest("metadata must be a JSON object (a dict)")
+        if self._bearer() is None:
+            raise NotLoggedIn(f"pushing needs a login: you are not logged in to {self.endpoint}")
+        size, sha256 = hash_source(opener)
+        body: dict[str, Any] = {"size": size, "sha256": sha256}
+        if public is not None:
+            body["visibility"] = "public" if public else "private"
+        if metadata is not None:
+            body["metadata"] = metadata
+        uploads = _array_path(array) + "/uploads"
+        plan = self._api("POST", uploads, json=body)
+        upload = f"{uploads}/{quote(str(plan['upload_id']), safe='')}"
+        try:
+            with transfer_bar(size, f"push {desc}") as bar:
+                parts = upload_parts(
+                    self.session,
+                    plan,
+                    size,
+                    opener,
+                    retry=self.retry,
+                    workers=self.max_workers,
+                    on_progress=bar.update,
+                )
+            return self._api("POST", upload + "/complete", json={"parts": parts}, idempotent=True)
+        except BaseException:
+            self._abort(upload)
+            raise
+
+    def _abort(self, upload: str) -> None:
+        """Best effort: the server also expires abandoned uploads on its own."""
+        try:
+            self._api("DELETE", upload)
+        except (NshubError, requests.RequestException):
+            pass
+
+    def _download(
+        self,
+        array: ArrayName,
+        info: dict,
+        version: int | None,
+        sink: Any,
+        offset: int,
+        digest: Any,
+    ) -> tuple[Any, dict]:
+        size = int(info["size"])
+        current = {"info": info}
+        # Resume the same version even if `latest` moves meanwhile.
+        pinned = info.get("version", version) if not array.legacy else version
+
+        def refresh_url() -> str:
+            current["info"] = self.info(str(array), version=pinned)
+            return current["info"]["download_url"]
+
+        with transfer_bar(size, f"pull {array.name}") as bar:
+            bar.update(offset)
+            digest = download(
+                self.session,
+                sink,
+                url=info.get("download_url") or "",
+                refresh_url=refresh_url,
+                size=size,
+                offset=offset,
+                digest=digest,
+                retry=self.retry,
+                on_progress=bar.update,
+                what=f"the download of {array}",
+            )
+        return digest, current["info"]
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        auth: bool = True,
+        bearer: str | None = None,
+        idempotent: bool | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        headers = {**(headers or {}), "Accept": "application/json"}
+        if bearer is None and auth:
+            bearer = self._bearer()
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        response = request_with_retries(
+            self.session,
+            method,
+            self.endpoint + path,
+            retry=self.retry,
+            idempotent=idempotent,
+            json=json,
+            params=params,
+            headers=headers,
+            timeout=settings.API_TIMEOUT,
+        )
+        with response:
+            raise_for_api_error(response)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+    def _paginate(self, path: str, limit: int | None) -> list[dict]:
+        items: list[dict] = []
+        cursor = None
+        while limit is None or len(items) < limit:
+            params: dict[str, Any] = {"limit": _PAGE_LIMIT}
+            if limit is not None:
+                params["limit"] = min(_PAGE_LIMIT, limit - len(items))
+            if cursor:
+                params["cursor"] = cursor
+            page = self._api("GET", path, params=params)
+            items.extend(page.get("items") or [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items if limit is None else items[:limit]
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    def _bearer(self) -> str | None:
+        """The token to send: explicit, else NSHUB_TOKEN, else the (fresh) stored login."""
+        if self._token is False:
+            return None
+        if isinstance(self._token, str):
+            return self._token
+        from_env = settings.env_token()
+        if from_env:
+            return from_env
+        stored = self._stored_credentials()
+        return stored.id_token if stored else None
+
+    def _stored_credentials(self) -> Credentials | None:
+        stored = credentials_file.load()
+        if stored is None or stored.endpoint != self.endpoint:
+            return None  # never send a token to a server it was not issued by
+        if not stored.expires_soon():
+            return stored
+        with _refresh_lock:
+            stored = credentials_file.load()  # another thread may have refreshed already
+            if stored is None or stored.endpoint != self.endpoint:
+                return None
+            if stored.expires_soon():
+                stored = self._refresh(stored)
+        return stored
+
+    def _refresh(self, stored: Credentials) -> Credentials:
+        if not stored.refresh_token:
+            raise NotLoggedIn(f"your session at {self.endpoint} has expired: log in again")
+        try:
+            tokens = self._api(
+                "POST", "/v1/auth/refresh", json={"refresh_token": stored.refresh_token}, auth=False
+            )
+        except Unauthorized as exc:
+            raise Unauthorized(
+                f"your session at {self.endpoint} has expired: log in again ({exc.message})",
+                code=exc.code,
+                status=exc.status,
+            ) from exc
+        refreshed = stored.refreshed(tokens)
+        credentials_file.save(refreshed)
+        return refreshed
+
+
+def _array_path(array: ArrayName) -> str:
+    if array.legacy:
+        return f"/v1/legacy/arrays/{quote(array.name)}"
+    return f"/v1/arrays/{quote(array.namespace or '')}/{quote(array.name)}"
+
+
+def _resume_state(partial: Path, size: int, fresh: bool) -> tuple[int, Any]:
+    """How much of `partial` a pull can keep, and the digest of those bytes."""
+    digest = hashlib.sha256()
+    if fresh or not partial.exists() or partial.stat().st_size > size:
+        partial.unlink(missing_ok=True)
+        return 0, digest
+    offset = 0
+    with open(partial, "rb") as fh:
+        while chunk := fh.read(settings.CHUNK_SIZE):
+            digest.update(chunk)
+            offset += len(chunk)
+    return offset, digest
+
+
+def _verify(got_size: int, digest: Any, info: dict, what: str) -> None:
+    size = int(info["size"])
+    if got_size != size:
+        raise IntegrityError(f"{what}: got {got_size} bytes, the registry declared {size}")
+    expected = info.get("sha256")
+    if expected and digest.hexdigest() != expected.lower():
+        raise IntegrityError(
+            f"{what}: the sha256 of the download ({digest.hexdigest()[:12]}...) does not match "
+            f"the registry's ({expected[:12]}...)"
+        )

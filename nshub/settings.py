@@ -1,0 +1,61 @@
+"""The one module of the client that reads the environment.
+
+Every setting is a function, read at call time, so a process (or a test) that changes the
+environment is obeyed without re-importing anything.
+
+    NSHUB_ENDPOINT                 the API root            (default http://127.0.0.1:8000)
+    NSHUB_TOKEN                    a bearer token used as-is; wins over the credentials file
+    NSHUB_HOME                     client state folder     (default ~/.nshub)
+    NSHUB_DISABLE_PROGRESS_BARS=1  never draw progress bars
+    NSHUB_MAX_WORKERS              parallel part uploads   (default 8)
+    NSHUB_DEBUG=1                  the CLI prints full tracebacks
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
+DEFAULT_MAX_WORKERS = 8
+
+CHUNK_SIZE = 1024 * 1024  # bytes read, hashed and written at a time by transfers
+REFRESH_MARGIN_SECONDS = 300  # refresh an ID token this long before it expires
+API_TIMEOUT = (10, 60)  # (connect, read) seconds for API calls
+TRANSFER_TIMEOUT = (10, 300)  # (connect, read) seconds for presigned PUT/GET
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def endpoint() -> str:
+    return (os.environ.get("NSHUB_ENDPOINT", "").strip() or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def env_token() -> str | None:
+    return os.environ.get("NSHUB_TOKEN", "").strip() or None
+
+
+def home() -> Path:
+    raw = os.environ.get("NSHUB_HOME", "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".nshub"
+
+
+def credentials_path() -> Path:
+    return home() / "credentials.json"
+
+
+def progress_bars_disabled() -> bool:
+    return _flag("NSHUB_DISABLE_PROGRESS_BARS")
+
+
+def max_workers() -> int:
+    raw = os.environ.get("NSHUB_MAX_WORKERS", "").strip()
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_MAX_WORKERS
+    except ValueError:
+        return DEFAULT_MAX_WORKERS
+
+
+def debug() -> bool:
+    return _flag("NSHUB_DEBUG")

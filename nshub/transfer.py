@@ -1,0 +1,320 @@
+"""Moving bytes to and from presigned URLs, in bounded memory.
+
+Uploads: the file is hashed by streaming it, then each part is PUT from a `FileSlice` (a
+lazily read window of the file with a known length), in parallel, each part retried with
+backoff on its own. Downloads: the body is streamed to a file in CHUNK_SIZE pieces, hashed on
+the way; a dropped connection resumes with `Range: bytes=N-`; an expired URL is replaced by a
+fresh one; the caller verifies size and sha256 before the file is renamed into place.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import IO, Any, Callable, Iterator
+
+import requests
+import urllib3
+
+from nshub import settings
+from nshub._http import (
+    RETRY_STATUSES,
+    TRANSIENT_ERRORS,
+    Retry,
+    raise_for_storage_error,
+    request_with_retries,
+)
+from nshub.errors import IntegrityError, InvalidRequest, ServerUnreachable, StorageError
+
+Opener = Callable[[], IO[bytes]]
+
+
+def path_opener(path: Any) -> Opener:
+    return lambda: open(path, "rb")
+
+
+def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
+    return lambda: io.BytesIO(data)  # shares the buffer, no copy
+
+
+def hash_source(opener: Opener) -> tuple[int, str]:
+    """(size, sha256 hex) of everything `opener` yields, read CHUNK_SIZE at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    with opener() as fh:
+        while chunk := fh.read(settings.CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+class _Cancelled(Exception):
+    """Another part failed: stop sending this one."""
+
+
+class FileSlice:
+    """`length` bytes of a source from `offset`, read lazily.
+
+    requests streams it (it has `read` and `__iter__`) with `Content-Length: len(slice)`, so a
+    part never sits whole in memory.
+    """
+
+    def __init__(
+        self,
+        opener: Opener,
+        offset: int,
+        length: int,
+        on_read: Callable[[int], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ):
+        self._fh = opener()
+        self._fh.seek(offset)
+        self._length = length
+        self._remaining = length
+        self._on_read = on_read
+        self._cancelled = cancelled
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise _Cancelled()
+        if self._remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self._remaining:
+            size = self._remaining
+        data = self._fh.read(size)
+        if not data:
+            raise IntegrityError("the file got shorter while it was being pushed: push it again")
+        self._remaining -= len(data)
+        if self._on_read is not None:
+            self._on_read(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(settings.CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def part_ranges(parts: list[dict], part_size: int, size: int) -> list[tuple[dict, int, int]]:
+    """(part, offset, length) per part: part i covers [(i-1)*part_size, min(i*part_size, size))."""
+    ranges = []
+    for part in sorted(parts, key=lambda p: int(p["part_number"])):
+        number = int(part["part_number"])
+        if len(parts) == 1:
+            offset, length = 0, size
+        else:
+            offset = (number - 1) * part_size
+            length = min(part_size, size - offset)
+        if length < 0 or offset > size:
+            raise InvalidRequest(
+                f"the server planned part {number} beyond the end of a {size}-byte file"
+            )
+        ranges.append((part, offset, length))
+    return ranges
+
+
+def upload_parts(
+    session: requests.Session,
+    plan: dict,
+    size: int,
+    opener: Opener,
+    *,
+    retry: Retry,
+    workers: int,
+    on_progress: Callable[[int], None],
+) -> list[dict]:
+    """PUT every part of an upload plan; returns `[{part_number, etag}]` in order."""
+    ranges = part_ranges(plan["parts"], int(plan.get("part_size") or size or 1), size)
+    cancelled = threading.Event()
+    lock = threading.Lock()
+
+    def progress(n: int) -> None:
+        with lock:
+            on_progress(n)
+
+    def put(part: dict, offset: int, length: int) -> dict:
+        number = int(part["part_number"])
+        headers = {str(k): str(v) for k, v in (part.get("headers") or {}).items()}
+        signed_length = _header(headers, "Content-Length")
+        if signed_length is not None and int(signed_length) != length:
+            raise InvalidRequest(
+                f"the server expects {signed_length} bytes for part {number}, the file has {length}"
+            )
+        sent = [0]
+
+        def body() -> Any:
+            # A retried part starts over: take back what the failed attempt counted.
+            if sent[0]:
+                progress(-sent[0])
+                sent[0] = 0
+            if length == 0:
+                return b""  # requests would send an empty stream chunked
+
+            def counted(n: int) -> None:
+                sent[0] += n
+                progress(n)
+
+            return FileSlice(opener, offset, length, counted, cancelled)
+
+        response = request_with_retries(
+            session,
+            "PUT",
+            part["url"],
+            retry=retry,
+            idempotent=True,
+            body_factory=body,
+            headers=headers,
+            timeout=settings.TRANSFER_TIMEOUT,
+        )
+        with response:
+            raise_for_storage_error(response, f"upload of part {number}")
+            etag = response.headers.get("ETag")
+        if not etag:
+            raise StorageError(f"the object store returned no ETag for part {number}")
+        return {"part_number": number, "etag": etag}
+
+    if len(ranges) == 1:
+        return [put(*ranges[0])]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ranges)))) as pool:
+        futures = [pool.submit(put, *r) for r in ranges]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        except BaseException:
+            cancelled.set()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def download(
+    session: requests.Session,
+    sink: IO[bytes],
+    *,
+    url: str,
+    refresh_url: Callable[[], str],
+    size: int,
+    offset: int,
+    digest: Any,
+    retry: Retry,
+    on_progress: Callable[[int], None],
+    what: str,
+) -> Any:
+    """Append bytes [offset, size) of the object at `url` to `sink`; returns the running digest.
+
+    `sink` already holds bytes [0, offset) and `digest` has hashed them. A dropped connection
+    resumes from where it stopped; an expired URL (403) is replaced via `refresh_url()`; a
+    server that ignores `Range` makes the download start over.
+    """
+    failures = 0
+    refreshes = 0
+
+    def restart() -> None:
+        nonlocal offset, digest
+        sink.seek(0)
+        sink.truncate(0)
+        on_progress(-offset)
+        offset = 0
+        digest = hashlib.sha256()
+
+    def transient(exc: Exception | None, retry_after: str | None = None) -> None:
+        nonlocal failures
+        failures += 1
+        if failures >= retry.attempts:
+            raise ServerUnreachable(f"{what} keeps failing: {exc or 'the connection dropped'}") from exc
+        retry.sleep(retry.delay(failures, retry_after))
+
+    while offset < size:
+        # identity: the bytes hashed must be the stored bytes, not a decoded form of them
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            response = session.get(
+                url, headers=headers, stream=True, timeout=settings.TRANSFER_TIMEOUT
+            )
+        except TRANSIENT_ERRORS as exc:
+            transient(exc)
+            continue
+        with response:
+            status = response.status_code
+            if status in (401, 403) and refreshes < 3:
+                refreshes += 1  # the presigned URL expired while we were resuming
+                url = refresh_url()
+                continue
+            if status in RETRY_STATUSES:
+                transient(None, response.headers.get("Retry-After"))
+                continue
+            if status == 416:
+                restart()  # what we hold is longer than the object: start over
+                continue
+            raise_for_storage_error(response, what)
+            if offset and (status != 206 or not _range_starts_at(response, offset)):
+                restart()  # the server sent the whole object: take it from the top
+            progressed = False
+            try:
+                for chunk in _body_chunks(response):
+                    if offset + len(chunk) > size:
+                        raise IntegrityError(
+                            f"{what} sent more than the {size} bytes the registry declared"
+                        )
+                    sink.write(chunk)
+                    digest.update(chunk)
+                    offset += len(chunk)
+                    on_progress(len(chunk))
+                    progressed = True
+            except TRANSIENT_ERRORS as exc:
+                if progressed:
+                    failures = 0  # only consecutive failures without progress count
+                transient(exc)
+                continue
+            if offset < size:
+                if progressed:
+                    failures = 0
+                transient(None)
+    return digest
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The raw body as it arrives, so that bytes received before a drop are kept.
+
+    `iter_content` fills each chunk before yielding it and loses the partial one when the
+    connection breaks; `read1` hands over whatever one socket read returned.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 < 2.1: resuming loses at most one chunk
+        yield from (c for c in response.iter_content(settings.CHUNK_SIZE) if c)
+        return
+    while True:
+        try:
+            chunk = read1(settings.CHUNK_SIZE, decode_content=False)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def _range_starts_at(response: requests.Response, offset: int) -> bool:
+    content_range = response.headers.get("Content-Range", "")  # "bytes 10-99/100"
+    try:
+        return int(content_range.split()[1].split("-")[0]) == offset
+    except (IndexError, ValueError):
+        return False
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None

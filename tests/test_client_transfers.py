@@ -1,0 +1,255 @@
+"""Push and pull against a fake hub: parts, retries, resumes and integrity."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from nshub import Client, Retry
+from nshub.errors import IntegrityError, NshubError, ServerUnreachable, StorageError
+from tests.fake_http import alice, hub, waits  # noqa: F401  (fixtures)
+
+# The fake hub: one part up to 64 bytes, then parts of 32 bytes.
+SIZES = [0, 1, 63, 64, 65, 96, 97, 300]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_push_and_pull_round_trip(alice, hub, tmp_path, size):
+    data = os.urandom(size)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+
+    info = alice.push_file(source, "alice/blob", metadata={"size": size})
+
+    assert (info["size"], info["sha256"], info["metadata"]) == (size, sha(data), {"size": size})
+    plan = hub.uploads[max(hub.uploads, key=lambda k: int(k[2:]))]["plan"]
+    assert len(plan) == (1 if size <= 64 else -(-size // 32))
+    target = alice.pull_file("alice/blob", tmp_path / "out" / "copy.bin")
+    assert target == tmp_path / "out" / "copy.bin" and target.read_bytes() == data
+    assert alice.pull_bytes("alice/blob") == data
+    assert not (tmp_path / "out" / "copy.bin.part").exists()
+
+
+def test_push_sends_size_sha_visibility_and_metadata(alice, hub):
+    info = alice.push_bytes(b"hello", "alice/greeting", public=True, metadata={"lang": "en"})
+    request = next(iter(hub.uploads.values()))["request"]
+    assert request == {"size": 5, "sha256": sha(b"hello"), "visibility": "public",
+                       "metadata": {"lang": "en"}}
+    assert info["visibility"] == "public"
+    alice.push_bytes(b"hello again", "alice/greeting")
+    assert "visibility" not in list(hub.uploads.values())[-1]["request"]  # unchanged
+
+
+def test_pull_into_a_folder_uses_the_array_name(alice, tmp_path, monkeypatch):
+    alice.push_bytes(b"abc", "alice/letters")
+    assert alice.pull_file("alice/letters", tmp_path).read_bytes() == b"abc"
+    assert (tmp_path / "letters").exists()
+    (tmp_path / "letters").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert alice.pull_file("alice/letters") == tmp_path / "letters"
+
+
+def test_versions_and_pull_of_an_older_version(alice):
+    alice.push_bytes(b"one", "alice/v")
+    alice.push_bytes(b"two", "alice/v")
+    assert [v["version"] for v in alice.versions("alice/v")] == [2, 1]
+    assert alice.pull_bytes("alice/v", version=1) == b"one"
+    assert alice.info("alice/v")["version"] == 2
+
+
+def test_list_follows_every_page(alice, hub, monkeypatch):
+    import nshub.client
+
+    monkeypatch.setattr(nshub.client, "_PAGE_LIMIT", 2)
+    for i in range(5):
+        alice.push_bytes(b"x", f"alice/a{i}")
+    assert [i["name"] for i in alice.list("alice")] == [f"a{i}" for i in range(5)]
+    assert len(hub.calls("GET", "/v1/arrays/alice?")) == 3
+    assert [i["name"] for i in alice.list("alice", limit=3)] == ["a0", "a1", "a2"]
+
+
+def test_visibility_metadata_and_delete(alice):
+    alice.push_bytes(b"x", "alice/thing")
+    assert alice.set_visibility("alice/thing", "public")["visibility"] == "public"
+    assert alice.set_metadata("alice/thing", {"k": "v"})["metadata"] == {"k": "v"}
+    anonymous = Client(token=False)
+    assert anonymous.pull_bytes("alice/thing") == b"x"
+    alice.delete("alice/thing")
+    assert alice.list("alice") == []
+
+
+def test_legacy_arrays_are_pulled_by_bare_name(alice, hub):
+    hub.add_legacy("fashion_mnist", b"old bytes")
+    assert Client(token=False).pull_bytes("fashion_mnist") == b"old bytes"
+    assert alice.info("fashion_mnist")["legacy"] is True
+    assert [v["version"] for v in alice.versions("fashion_mnist")] == [1]
+
+
+# --- retries -------------------------------------------------------------------------
+
+
+def test_an_api_503_is_retried_honouring_retry_after(alice, hub, waits):
+    alice.push_bytes(b"x", "alice/r")
+    hub.fail("GET", "/v1/arrays/alice/r", 503, times=2, retry_after="7")
+    assert alice.info("alice/r")["size"] == 1
+    assert waits == [7.0, 7.0]
+
+
+def test_backoff_grows_and_gives_up(hub, alice, waits):
+    hub.fail("GET", "/v1/arrays/alice", 502, times=10)
+    with pytest.raises(NshubError) as caught:
+        alice.list("alice")
+    assert caught.value.status == 502 and caught.value.code == "ServiceUnavailable"
+    assert len(waits) == 4  # five attempts
+    assert all(0 <= w <= Retry().base_delay * 2**i for i, w in enumerate(waits))
+
+
+def test_a_post_is_not_retried_after_a_5xx_but_is_after_a_429(alice, hub, waits):
+    hub.fail("POST", "/uploads", 503)
+    with pytest.raises(NshubError):
+        alice.push_bytes(b"x", "alice/p")
+    assert waits == [] and len(hub.calls("POST", "/uploads")) == 1
+    hub.fail("POST", "/uploads", 429, retry_after="1")
+    alice.push_bytes(b"x", "alice/p")
+    assert waits == [1.0]
+
+
+def test_a_failing_part_is_retried_on_its_own(alice, hub, waits):
+    data = os.urandom(200)
+    hub.fail("PUT", "/s3/put/", 500, times=2)
+    alice.push_bytes(data, "alice/parts")
+    assert alice.pull_bytes("alice/parts") == data
+    assert len(hub.calls("PUT")) == 7 + 2 and len(waits) == 2
+
+
+def test_a_push_that_fails_midway_is_aborted(alice, hub, waits):
+    hub.fail("PUT", "/s3/put/", 403, times=100)
+    with pytest.raises(StorageError, match="403"):
+        alice.push_bytes(os.urandom(200), "alice/broken")
+    upload = next(iter(hub.uploads.values()))
+    assert upload["state"] == "aborted" and hub.calls("DELETE", "/uploads/")
+    assert hub.calls("POST", "/complete") == []
+
+
+def test_a_server_that_never_answers(tmp_path):
+    waited = []
+    client = Client(endpoint="http://127.0.0.1:9", token=False,
+                    retry=Retry(attempts=2, sleep=waited.append))
+    with pytest.raises(ServerUnreachable, match="cannot reach http://127.0.0.1:9"):
+        client.info("alice/x")
+    assert len(waited) == 1
+
+
+# --- downloads -----------------------------------------------------------------------
+
+
+def test_a_dropped_download_resumes_with_range(alice, hub, tmp_path):
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    hub.drop_after = [100, 50]
+
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+
+    ranges = [h.get("Range") for _, _, h in hub.calls("GET", "/s3/get/")]
+    assert ranges == [None, "bytes=100-", "bytes=150-"]
+
+
+def test_a_partial_file_from_an_earlier_pull_is_resumed(alice, hub, tmp_path):
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    (tmp_path / "big.part").write_bytes(data[:120])
+
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+    assert [h.get("Range") for _, _, h in hub.calls("GET", "/s3/get/")] == ["bytes=120-"]
+
+
+def test_a_stale_partial_file_is_replaced(alice, hub, tmp_path):
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    (tmp_path / "big.part").write_bytes(os.urandom(120))  # bytes of something else
+
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+    assert [h.get("Range") for _, _, h in hub.calls("GET", "/s3/get/")] == ["bytes=120-", None]
+
+
+def test_a_server_ignoring_range_makes_the_pull_start_over(alice, hub, tmp_path):
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    hub.drop_after = [100]
+    hub.ignore_range = True
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+
+
+def test_an_expired_url_is_renewed_for_the_same_version(alice, hub, tmp_path):
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    hub.drop_after = [100]
+    info_calls = len(hub.calls("GET", "/v1/arrays/alice/big"))
+
+    # the URL expires while the download is cut, and meanwhile a new version lands
+    def expire_then_push(*_):
+        hub.expire_urls()
+        hub._commit("alice", "big", b"newer", None, {})
+
+    alice.retry = Retry(sleep=expire_then_push)
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+    refetches = hub.calls("GET", "/v1/arrays/alice/big")[info_calls + 1:]
+    assert len(refetches) == 1 and "version=1" in refetches[0][1]
+
+
+def test_a_corrupted_download_is_refused_and_leaves_nothing(alice, hub, tmp_path):
+    alice.push_bytes(os.urandom(300), "alice/big")
+    hub.corrupt = True
+
+    with pytest.raises(IntegrityError, match="sha256"):
+        alice.pull_file("alice/big", tmp_path / "out" / "big")
+    assert list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(IntegrityError):
+        alice.pull_bytes("alice/big")
+
+
+def test_a_download_that_never_completes_gives_up(alice, hub, tmp_path, waits):
+    alice.push_bytes(os.urandom(300), "alice/big")
+    hub.fail("GET", "/s3/get/", 503, times=100)
+    with pytest.raises(ServerUnreachable):
+        alice.pull_file("alice/big", tmp_path / "big")
+    assert len(waits) == Retry().attempts - 1
+
+
+# --- parts ---------------------------------------------------------------------------
+
+
+def test_parts_cover_the_file_exactly():
+    from nshub.transfer import part_ranges
+
+    parts = [{"part_number": n} for n in (3, 1, 2)]
+    assert [(p["part_number"], o, n) for p, o, n in part_ranges(parts, 10, 25)] == [
+        (1, 0, 10), (2, 10, 10), (3, 20, 5)]
+    assert [(o, n) for _, o, n in part_ranges([{"part_number": 1}], 10, 7)] == [(0, 7)]
+
+
+def test_a_part_is_read_lazily_in_bounded_pieces():
+    import io
+
+    from nshub import settings
+    from nshub.transfer import FileSlice
+
+    reads = []
+
+    class Recording(io.BytesIO):
+        def read(self, size=-1):
+            reads.append(size)
+            return super().read(size)
+
+    data = os.urandom(3 * settings.CHUNK_SIZE)
+    part = FileSlice(lambda: Recording(data), settings.CHUNK_SIZE // 2, 2 * settings.CHUNK_SIZE)
+    assert len(part) == 2 * settings.CHUNK_SIZE and reads == []
+    body = b"".join(part)
+    assert body == data[settings.CHUNK_SIZE // 2: settings.CHUNK_SIZE // 2 + len(part)]
+    assert reads and max(reads) <= settings.CHUNK_SIZE and -1 not in reads
+    part.close()
