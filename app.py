@@ -122,7 +122,8 @@ def get_config():
     return {"region": s.region, "user_pool_id": s.user_pool_id, "client_id": s.client_id,
             "max_upload_bytes": s.max_upload_bytes, "max_executor_bytes": s.max_executor_bytes,
             "part_size": blobs.plan_parts(s.max_upload_bytes)[0],
-            "single_part_max_bytes": s.single_part_max_bytes}
+            "single_part_max_bytes": s.single_part_max_bytes, "min_part_size": s.min_part_size,
+            "max_parts": blobs.TARGET_MAX_PARTS}
 
 
 @route("/v1/auth/signup", methods=["POST"])
@@ -215,6 +216,14 @@ def complete_upload(kind, ns, name, upload_id):
     return registry.complete_upload(caller(), kind_of(kind), ns, name, upload_id, body())
 
 
+@route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}/parts", methods=["POST"])
+def refresh_part_urls(kind, ns, name, upload_id):
+    from chalicelib import registry
+
+    return registry.refresh_part_urls(caller(), kind_of(kind), ns, name, upload_id,
+                                      body(required=False))
+
+
 @route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}", methods=["DELETE"])
 def abort_upload(kind, ns, name, upload_id):
     from chalicelib import registry
@@ -238,3 +247,115 @@ def push_legacy_array(name):
     from chalicelib import legacy
 
     legacy.refuse_array_push(name)
+
+
+# ---- executors
+# Pushes, pulls, tags and versions of executors go through the generic /v1/{kind} routes.
+# Here: registry credentials for their images, legacy (pre-namespace) executors with their
+# secret, and the image builds' state changes.
+
+
+def executor_secret() -> str | None:
+    """The legacy executor secret of a request (never logged)."""
+    return (app.current_request.headers or {}).get("x-executor-secret") or None
+
+
+@route("/v1/executors/{ns}/{name}/pull-credentials", methods=["POST"])
+def executor_pull_credentials(ns, name):
+    from chalicelib import executors
+
+    return executors.pull_credentials(caller(), ns, name, tag=query("tag"))
+
+
+@route("/v1/legacy/executors/{name}", methods=["GET"])
+def get_legacy_executor(name):
+    from chalicelib import executors
+
+    return executors.get_legacy_executor(caller(), name, executor_secret(), tag=query("tag"))
+
+
+@route("/v1/legacy/executors/{name}/pull-credentials", methods=["POST"])
+def legacy_executor_pull_credentials(name):
+    from chalicelib import executors
+
+    return executors.legacy_pull_credentials(caller(), name, executor_secret(), tag=query("tag"))
+
+
+@route("/v1/legacy/executors/{name}/uploads", methods=["POST"])
+def start_legacy_executor_upload(name):
+    from chalicelib import executors
+
+    return created(executors.start_legacy_upload(caller(), name, executor_secret(), body()))
+
+
+@route("/v1/legacy/executors/{name}/uploads/{upload_id}/complete", methods=["POST"])
+def complete_legacy_executor_upload(name, upload_id):
+    from chalicelib import executors
+
+    return executors.complete_legacy_upload(caller(), name, executor_secret(), upload_id, body())
+
+
+@route("/v1/legacy/executors/{name}/uploads/{upload_id}", methods=["DELETE"])
+def abort_legacy_executor_upload(name, upload_id):
+    from chalicelib import executors
+
+    executors.abort_legacy_upload(caller(), name, executor_secret(), upload_id)
+    return no_content()
+
+
+# The project name depends on the stage and Chalice needs the pattern at package time: match
+# the projects' common prefix; the handler ignores every project but the configured one.
+@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
+                  "detail": {"project-name": [{"prefix": "nshub-executor-images-"}]}})
+def on_image_build_state(event):
+    from chalicelib import executors
+
+    return executors.record_build_state(event.to_dict())
+
+
+# ---- events
+# S3 notifications (via SQS), the table stream and the hourly reconciler. Thin: parse the
+# event, call chalicelib/cleanup.py, return the partial batch response (Lambda honours it
+# only with FunctionResponseTypes: [ReportBatchItemFailures] on the mapping, which Chalice
+# cannot set: the merged template sets it). Chalice needs literal event sources at package
+# time: the queue is the one infra/template.yaml creates for stage dev; the stream ARN comes
+# from the packaging environment, and the merged template should point both at the stack's
+# own resources (!GetAtt EventsQueue.Arn, !GetAtt Table.StreamArn).
+
+import os as _os  # noqa: E402
+
+from chalice import Rate  # noqa: E402
+
+BLOB_EVENTS_QUEUE = "nshub-dev-blob-events"
+TABLE_STREAM_ARN = _os.environ.get("NSHUB_TABLE_STREAM_ARN") or (
+    "arn:aws:dynamodb:us-east-1:123456789012:table/nshub-dev/stream/set-at-package-time"
+)
+
+
+def _flushed(result):
+    if metrics.metric_set:
+        metrics.flush_metrics()
+    return result
+
+
+@app.on_sqs_message(queue=BLOB_EVENTS_QUEUE, batch_size=10)
+def on_blob_event(event):
+    from chalicelib import cleanup
+
+    return _flushed(cleanup.handle_blob_events(event.to_dict()["Records"]))
+
+
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM_ARN, batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def on_table_change(event):
+    from chalicelib import cleanup, executors
+
+    return _flushed(cleanup.handle_table_changes(
+        event.to_dict()["Records"], also=[executors.handle_stream_record]))
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def reconcile(event):
+    from chalicelib import cleanup
+
+    return _flushed(cleanup.reconcile(dry_run=False, time_budget_seconds=45))

@@ -21,16 +21,29 @@ TARGET_MAX_PARTS = 4_000
 READ_CHUNK = 8 * MiB
 
 
-def plan_parts(size: int) -> tuple[int, int]:
-    """(part_size, part_count) for an upload of `size` bytes; one part for small ones."""
+MAX_PART_SIZE = 5 * 1024**3  # S3's limit for one part
+
+
+def plan_parts(size: int, requested: int | None = None) -> tuple[int, int]:
+    """(part_size, part_count) for an upload of `size` bytes: one part for small ones, else
+    the client's part size when it asked for a valid one (it hashed each part with it)."""
+    from chalicelib.errors import InvalidRequest
+
     settings = get_settings()
     if size <= settings.single_part_max_bytes:
         return max(size, 1), 1
-    part_size = max(settings.min_part_size, math.ceil(size / TARGET_MAX_PARTS))
-    part_size = math.ceil(part_size / MiB) * MiB if part_size >= MiB else part_size
-    count = math.ceil(size / part_size)
-    assert count <= MAX_PARTS
-    return part_size, count
+    if requested is None:
+        part_size = max(settings.min_part_size, math.ceil(size / TARGET_MAX_PARTS))
+        part_size = math.ceil(part_size / MiB) * MiB if part_size >= MiB else part_size
+    else:
+        part_size = requested
+        if not settings.min_part_size <= part_size <= MAX_PART_SIZE or \
+                math.ceil(size / part_size) > TARGET_MAX_PARTS:
+            raise InvalidRequest(
+                f"part_size must be between {settings.min_part_size} and {MAX_PART_SIZE} bytes "
+                f"and give at most {TARGET_MAX_PARTS} parts: leave it out to let the server choose"
+            )
+    return part_size, math.ceil(size / part_size)
 
 
 def part_length(size: int, part_size: int, part_number: int) -> int:
@@ -58,21 +71,30 @@ def presign_single_put(key: str, size: int, sha256_hex: str) -> dict[str, Any]:
     return {"part_number": 1, "url": url, "headers": headers}
 
 
-def start_multipart(key: str) -> str:
+def start_multipart(key: str, part_checksums: bool = False) -> str:
     settings = get_settings()
-    resp = get_aws().s3.create_multipart_upload(Bucket=settings.bucket_name, Key=key)
+    extra = {"ChecksumAlgorithm": "SHA256"} if part_checksums else {}
+    resp = get_aws().s3.create_multipart_upload(Bucket=settings.bucket_name, Key=key, **extra)
     return resp["UploadId"]
 
 
-def presign_part_urls(key: str, s3_upload_id: str, size: int, part_size: int) -> list[dict]:
+def presign_part_urls(key: str, s3_upload_id: str, size: int, part_size: int,
+                      numbers: list[int] | None = None,
+                      part_sha256: list[str] | None = None) -> list[dict]:
+    """One presigned PUT per part, signing its length and, when the client declared them,
+    its sha256 (then S3 refuses a part whose bytes differ)."""
     count = math.ceil(size / part_size)
     parts = []
-    for number in range(1, count + 1):
+    for number in numbers or range(1, count + 1):
         length = part_length(size, part_size, number)
-        url = _presign("upload_part", {
-            "Key": key, "UploadId": s3_upload_id, "PartNumber": number, "ContentLength": length,
-        })
-        parts.append({"part_number": number, "url": url, "headers": {"Content-Length": str(length)}})
+        params: dict[str, Any] = {"Key": key, "UploadId": s3_upload_id, "PartNumber": number,
+                                  "ContentLength": length}
+        headers = {"Content-Length": str(length)}
+        if part_sha256:
+            params["ChecksumSHA256"] = headers["x-amz-checksum-sha256"] = \
+                hex_to_b64(part_sha256[number - 1])
+        parts.append({"part_number": number, "url": _presign("upload_part", params),
+                      "headers": headers})
     return parts
 
 
@@ -80,7 +102,8 @@ def presign_get(key: str) -> str:
     return _presign("get_object", {"Key": key})
 
 
-def complete_multipart(key: str, s3_upload_id: str, parts: list[dict]) -> None:
+def complete_multipart(key: str, s3_upload_id: str, parts: list[dict],
+                       part_sha256: list[str] | None = None) -> None:
     from botocore.exceptions import ClientError
 
     from chalicelib.errors import InvalidRequest
@@ -90,7 +113,10 @@ def complete_multipart(key: str, s3_upload_id: str, parts: list[dict]) -> None:
         get_aws().s3.complete_multipart_upload(
             Bucket=settings.bucket_name, Key=key, UploadId=s3_upload_id,
             MultipartUpload={"Parts": [
-                {"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts
+                {"PartNumber": p["part_number"], "ETag": p["etag"],
+                 **({"ChecksumSHA256": hex_to_b64(part_sha256[p["part_number"] - 1])}
+                    if part_sha256 else {})}
+                for p in parts
             ]},
         )
     except ClientError as exc:

@@ -34,6 +34,10 @@ S3: one bucket.
 
 Upload ids are unique, so a re-push never overwrites bytes a live record points to, and an
 object's key alone finds the upload record that claims it.
+
+ECR: one repository per executor, its images tagged `v{version}` (immutable) plus its tags.
+
+    nshub/{ns}/{name}                        the container images of executor `ns/name`
 """
 from __future__ import annotations
 
@@ -89,6 +93,10 @@ def list_gsi_pk(kind: str, ns: str) -> str:
 
 def list_gsi_sk(visibility: str, name: str) -> str:
     return f"{visibility}#{name.lower()}"
+
+
+def image_repository(ns: str, name: str) -> str:
+    return f"nshub/{ns}/{name.lower()}"
 
 
 def blob_key(kind: str, ns: str, name: str, upload_id: str) -> str:

@@ -70,6 +70,7 @@ class Item(Model):
     s3_upload_id = UnicodeAttribute(null=True)
     part_size = NumberAttribute(null=True)
     part_count = NumberAttribute(null=True)
+    part_sha256 = JSONAttribute(null=True)  # upload: the client's per-part digests, if any
     state = UnicodeAttribute(null=True)  # upload: pending | completed
     request = JSONAttribute(null=True)  # upload: visibility, metadata, tags asked for
     package = JSONAttribute(null=True)  # executor version: validated package summary

@@ -168,7 +168,7 @@ def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]
         info["tags"] = sorted(t for t, v in (head.tags or {}).items() if v == current["version"])
         info["protected_tags"] = sorted(head.protected_tags or [])
         info["image"] = _image_ref(head, current)
-        info["image_status"] = (current.get("image_status") or "pending")
+        info["image_status"] = _image_status(head, current)
     if legacy:
         info["legacy"] = True
     return info
@@ -178,7 +178,16 @@ def _image_ref(head: Item, current: dict) -> str | None:
     registry = get_settings().ecr_registry
     if not registry:
         return None
-    return f"{registry}/nshub/{head.namespace}/{head.name.lower()}:v{current['version']}"
+    return f"{registry}/{keys.image_repository(head.namespace, head.name)}:v{current['version']}"
+
+
+def _image_status(head: Item, current: dict) -> str:
+    """The version item's build status; the head's copy for the latest version (the head's
+    `current` is a JSON copy made at commit, the build status arrives later)."""
+    status = current.get("image_status")
+    if status is None and head.counter is not None and int(head.counter) == current["version"]:
+        status = head.image_status
+    return status or "pending"
 
 
 def _version_record(item: Item) -> dict[str, Any]:
@@ -327,21 +336,27 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         if head is not None:
             _refuse_protected_moves(head, request["tags"], ns, name)
 
+    requested = body.get("part_size")
+    if requested is not None:
+        requested = _check_int(requested, "part_size", 1)
+    part_size, count = blobs.plan_parts(size, requested)
+    part_sha256 = _check_part_sha256(body.get("part_sha256"), count) if count > 1 else None
     upload_id = uuid.uuid4().hex
     key = keys.blob_key(kind, ns, name, upload_id)
-    part_size, count = blobs.plan_parts(size)
     if count == 1:
         s3_upload_id = None
         parts = [blobs.presign_single_put(key, size, sha256)]
     else:
-        s3_upload_id = blobs.start_multipart(key)
-        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size)
+        s3_upload_id = blobs.start_multipart(key, part_checksums=part_sha256 is not None)
+        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size,
+                                        part_sha256=part_sha256)
     expires_at = int(time.time()) + settings.upload_ttl_seconds
     items()(
         keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id),
         kind=kind, namespace=ns, name=name, owner=owner_ns or ns, upload_id=upload_id,
         size=size, sha256=sha256, blob_key=key, s3_upload_id=s3_upload_id,
         part_size=part_size, part_count=count, state="pending", request=request,
+        part_sha256=part_sha256,
         created_at=now_iso(), expires_at=expires_at,
     ).save(items().pk.does_not_exist())
     return {
@@ -351,6 +366,43 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         "urls_expire_at": _iso(int(time.time()) + settings.url_expires_seconds),
         "parts": parts,
     }
+
+
+def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
+                      body: dict, owner_ns: str | None = None) -> dict[str, Any]:
+    """Fresh presigned URLs for parts of a pending upload: URLs live at most 15 minutes, a
+    large upload may take longer."""
+    check_name(name)
+    if owner_ns is None:
+        require_owner_namespace(caller, ns)
+    _, upload = _head_and_upload(owner_ns or ns, kind, ns, name, upload_id)
+    if upload.state != "pending":
+        raise Conflict("this upload is already complete: nothing left to upload")
+    count = int(upload.part_count)
+    numbers = body.get("part_numbers")
+    if numbers is None:
+        numbers = list(range(1, count + 1))
+    if not isinstance(numbers, list) or not numbers or any(
+            isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= count for n in numbers):
+        raise InvalidRequest(f"part_numbers must list part numbers between 1 and {count}")
+    if upload.s3_upload_id:
+        parts = blobs.presign_part_urls(upload.blob_key, upload.s3_upload_id, int(upload.size),
+                                        int(upload.part_size), sorted(set(numbers)),
+                                        part_sha256=upload.part_sha256)
+    else:
+        parts = [blobs.presign_single_put(upload.blob_key, int(upload.size), upload.sha256)]
+    expires = int(time.time()) + get_settings().url_expires_seconds
+    return {"upload_id": upload_id, "parts": parts, "urls_expire_at": _iso(expires)}
+
+
+def _check_part_sha256(value: Any, count: int) -> list[str] | None:
+    """Optional per-part digests: signed into each part's URL, so S3 enforces every part."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != count or not all(
+            isinstance(v, str) and SHA256_RE.match(v.lower()) for v in value):
+        raise InvalidRequest(f"part_sha256 must list the sha256 (hex) of each of the {count} parts")
+    return [v.lower() for v in value]
 
 
 def _iso(epoch: int) -> str:
@@ -420,7 +472,7 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
         return _completed_info(kind, ns, name, upload)
     parts = _check_parts(body, int(upload.part_count))
     if upload.s3_upload_id:
-        blobs.complete_multipart(upload.blob_key, upload.s3_upload_id, parts)
+        blobs.complete_multipart(upload.blob_key, upload.s3_upload_id, parts, upload.part_sha256)
     check = _version_check(kind)
     digest = blobs.digest_object(upload.blob_key, keep_copy=check is not None)
     if digest is None:
@@ -562,7 +614,9 @@ def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str
     if kind == "executor":
         new.tags = tags
         new.protected_tags = protected or None
-        new.image_status = None
+        new.image_status = None  # the new version's image is not built yet
+        new.image_build_id = None
+        new.image_log_url = None
     return new
 
 

@@ -34,12 +34,22 @@ from nshub.errors import (
 )
 from nshub.names import ArrayName, check_namespace, parse_array_name, writable_array_name
 from nshub.progress import transfer_bar
-from nshub.transfer import Opener, bytes_opener, download, hash_source, path_opener, upload_parts
+from nshub.transfer import (
+    Opener,
+    bytes_opener,
+    download,
+    hash_source,
+    hash_source_parts,
+    path_opener,
+    source_size,
+    upload_parts,
+)
 
 # One refresh at a time per process: the credentials file is shared by every Client.
 _refresh_lock = threading.Lock()
 
 _PAGE_LIMIT = 100  # items asked per page when following next_cursor
+MiB = 1024 * 1024
 
 
 class Client:
@@ -61,6 +71,7 @@ class Client:
         self._max_workers = max_workers
         self._session: requests.Session | None = None
         self._session_lock = threading.Lock()
+        self._server_config: dict | None = None
 
     def __repr__(self) -> str:
         return f"Client(endpoint={self.endpoint!r})"
@@ -272,15 +283,34 @@ class Client:
             raise InvalidRequest("metadata must be a JSON object (a dict)")
         if self._bearer() is None:
             raise NotLoggedIn(f"pushing needs a login: you are not logged in to {self.endpoint}")
-        size, sha256 = hash_source(opener)
-        body: dict[str, Any] = {"size": size, "sha256": sha256}
+        body: dict[str, Any] = {}
         if public is not None:
             body["visibility"] = "public" if public else "private"
         if metadata is not None:
             body["metadata"] = metadata
-        uploads = _array_path(array) + "/uploads"
-        plan = self._api("POST", uploads, json=body)
-        upload = f"{uploads}/{quote(str(plan['upload_id']), safe='')}"
+        return self._upload(_array_path(array), body, opener, desc)
+
+    def _upload(self, base: str, body: dict, opener: Opener, desc: str,
+                headers: dict[str, str] | None = None) -> dict:
+        """The upload flow of every resource: hash, plan, PUT the parts, complete (or abort).
+
+        Large sources are hashed per part in the same pass, with a part size the server
+        accepts, so every part URL signs its part's sha256 and the store refuses bad bytes."""
+        part_size = self._part_size(source_size(opener))
+        if part_size:
+            size, sha256, part_digests = hash_source_parts(opener, part_size)
+            body = {**body, "part_size": part_size, "part_sha256": part_digests}
+        else:
+            size, sha256 = hash_source(opener)
+        body = {**body, "size": size, "sha256": sha256}
+        plan = self._api("POST", base + "/uploads", json=body, headers=headers)
+        upload = f"{base}/uploads/{quote(str(plan['upload_id']), safe='')}"
+
+        def renew(part_number: int) -> dict:
+            fresh = self._api("POST", upload + "/parts", json={"part_numbers": [part_number]},
+                              headers=headers)
+            return fresh["parts"][0]
+
         try:
             with transfer_bar(size, f"push {desc}") as bar:
                 parts = upload_parts(
@@ -291,16 +321,34 @@ class Client:
                     retry=self.retry,
                     workers=self.max_workers,
                     on_progress=bar.update,
+                    renew=renew,
                 )
-            return self._api("POST", upload + "/complete", json={"parts": parts}, idempotent=True)
+            return self._api("POST", upload + "/complete", json={"parts": parts},
+                             idempotent=True, headers=headers)
         except BaseException:
-            self._abort(upload)
+            self._abort(upload, headers)
             raise
 
-    def _abort(self, upload: str) -> None:
+    def _part_size(self, size: int) -> int | None:
+        """The part size to hash with, or None for a single-part upload (the server's rule:
+        at least its minimum, at most `max_parts` parts, whole MiB)."""
+        if self._server_config is None:
+            self._server_config = self.config()
+        cfg = self._server_config
+        try:
+            single, minimum, max_parts = (int(cfg["single_part_max_bytes"]),
+                                          int(cfg["min_part_size"]), int(cfg["max_parts"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # an older server: it chooses the parts itself
+        if size <= single:
+            return None
+        part = max(minimum, -(-size // max_parts))
+        return -(-part // MiB) * MiB if part >= MiB else part
+
+    def _abort(self, upload: str, headers: dict[str, str] | None = None) -> None:
         """Best effort: the server also expires abandoned uploads on its own."""
         try:
-            self._api("DELETE", upload)
+            self._api("DELETE", upload, headers=headers)
         except (NshubError, requests.RequestException):
             pass
 

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
-import requests
 
 from nshub import credentials as credentials_file
 from nshub import settings
@@ -64,7 +63,7 @@ from nshub.packaging import (
     read_executor_name,
 )
 from nshub.progress import transfer_bar
-from nshub.transfer import download, path_opener, upload_parts
+from nshub.transfer import download, path_opener
 from nshub.uri import ACCEPTED_FORMS, ExecutorRef, is_executor_uri, parse_executor_uri
 
 SECRET_HEADER = "X-Executor-Secret"
@@ -220,16 +219,16 @@ def push(
         else:
             base = _path(_my_namespace(client), executor)
 
-        zip_path, sha256, size = pack_executor(folder)
+        zip_path, _, _ = pack_executor(folder)  # the upload flow hashes it (per part too)
         try:
-            body: dict[str, Any] = {"size": size, "sha256": sha256, "tags": all_tags}
+            body: dict[str, Any] = {"tags": all_tags}
             if protected:
                 body["protected_tags"] = sorted(set(protected))
             if public is not None:
                 body["visibility"] = "public" if public else "private"
             if metadata is not None:
                 body["metadata"] = metadata
-            return _upload(client, base, body, zip_path, size, executor, headers)
+            return client._upload(base, body, path_opener(zip_path), executor, headers)
         finally:
             os.unlink(zip_path)
 
@@ -243,40 +242,6 @@ def _my_namespace(client: Any) -> str:
         if stored is not None and stored.endpoint == client.endpoint and stored.username:
             return check_namespace(stored.username)
     return check_namespace(client.whoami()["namespace"])
-
-
-def _upload(
-    client: Any,
-    base: str,
-    body: dict,
-    zip_path: str,
-    size: int,
-    desc: str,
-    headers: dict[str, str] | None,
-) -> dict:
-    """The upload flow of every resource: plan, PUT the parts, complete (or abort)."""
-    plan = client._api("POST", base + "/uploads", json=body, headers=headers)
-    upload = f"{base}/uploads/{quote(str(plan['upload_id']), safe='')}"
-    try:
-        with transfer_bar(size, f"push {desc}") as bar:
-            parts = upload_parts(
-                client.session,
-                plan,
-                size,
-                path_opener(zip_path),
-                retry=client.retry,
-                workers=client.max_workers,
-                on_progress=bar.update,
-            )
-        return client._api(
-            "POST", upload + "/complete", json={"parts": parts}, idempotent=True, headers=headers
-        )
-    except BaseException:
-        try:  # best effort: the server also expires abandoned uploads
-            client._api("DELETE", upload, headers=headers)
-        except (NshubError, requests.RequestException):
-            pass
-        raise
 
 
 # --------------------------------------------------------------------------- pull
@@ -445,16 +410,13 @@ def pull_credentials(uri: str | ExecutorRef, *, client: Any = None) -> dict:
     """Short-lived registry credentials for the image of an executor:
     `{registry, username, password, expires_at, image, repository}`."""
     ref = resolve(uri)
+    params = {"tag": ref.tag} if ref.tag else None
+    if ref.legacy:
+        path, headers = _legacy_path(ref.name), _secret_headers(ref.secret)
+    else:
+        path, headers = _path(ref.namespace or "", ref.name), None
     with _using(client) as client:
-        namespace, name = ref.namespace, ref.name
-        if ref.legacy:  # the legacy name resolves to the owner's executor
-            info = _fetch(client, ref)
-            namespace, name = info["namespace"], info["name"]
-        return client._api(
-            "POST",
-            _path(namespace or "", name) + "/pull-credentials",
-            headers=_secret_headers(ref.secret),
-        )
+        return client._api("POST", path + "/pull-credentials", params=params, headers=headers)
 
 
 def docker_login(creds: dict) -> str:

@@ -50,6 +50,30 @@ def hash_source(opener: Opener) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def source_size(opener: Opener) -> int:
+    with opener() as fh:
+        return fh.seek(0, io.SEEK_END)
+
+
+def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
+    """(size, sha256, [sha256 of each part_size piece]) in one streaming pass."""
+    whole, part = hashlib.sha256(), hashlib.sha256()
+    parts: list[str] = []
+    size = in_part = 0
+    with opener() as fh:
+        while chunk := fh.read(min(settings.CHUNK_SIZE, part_size - in_part)):
+            whole.update(chunk)
+            part.update(chunk)
+            size += len(chunk)
+            in_part += len(chunk)
+            if in_part == part_size:
+                parts.append(part.hexdigest())
+                part, in_part = hashlib.sha256(), 0
+    if in_part or not parts:
+        parts.append(part.hexdigest())
+    return size, whole.hexdigest(), parts
+
+
 class _Cancelled(Exception):
     """Another part failed: stop sending this one."""
 
@@ -129,8 +153,12 @@ def upload_parts(
     retry: Retry,
     workers: int,
     on_progress: Callable[[int], None],
+    renew: Callable[[int], dict] | None = None,
 ) -> list[dict]:
-    """PUT every part of an upload plan; returns `[{part_number, etag}]` in order."""
+    """PUT every part of an upload plan; returns `[{part_number, etag}]` in order.
+
+    Presigned URLs live at most 15 minutes: a part refused with 403 gets a fresh URL from
+    `renew(part_number)` once, then is sent again."""
     ranges = part_ranges(plan["parts"], int(plan.get("part_size") or size or 1), size)
     cancelled = threading.Event()
     lock = threading.Lock()
@@ -180,10 +208,18 @@ def upload_parts(
             raise StorageError(f"the object store returned no ETag for part {number}")
         return {"part_number": number, "etag": etag}
 
+    def put_renewing(part: dict, offset: int, length: int) -> dict:
+        try:
+            return put(part, offset, length)
+        except StorageError as exc:
+            if renew is None or getattr(exc, "status", None) != 403:
+                raise
+        return put(renew(int(part["part_number"])), offset, length)
+
     if len(ranges) == 1:
-        return [put(*ranges[0])]
+        return [put_renewing(*ranges[0])]
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ranges)))) as pool:
-        futures = [pool.submit(put, *r) for r in ranges]
+        futures = [pool.submit(put_renewing, *r) for r in ranges]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for future in done:

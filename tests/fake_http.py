@@ -67,6 +67,7 @@ class FakeHub:
     corrupt: bool = False
     url_generation: int = 0
     endpoint: str = ""
+    renewed: list = field(default_factory=list)  # part numbers whose URLs were renewed
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -152,6 +153,9 @@ class FakeHub:
             return 201, {"username": data["username"], "confirmed": False}
         if (method, path) == ("POST", "/v1/auth/confirm"):
             return 200, {"username": data["username"], "confirmed": True}
+        if (method, path) == ("GET", "/v1/config"):
+            return 200, {"single_part_max_bytes": self.single_part_max,
+                         "min_part_size": self.part_size, "max_parts": 10_000}
         if (method, path) == ("GET", "/v1/me"):
             user = self._caller(headers)
             if user is None:
@@ -184,6 +188,11 @@ class FakeHub:
             if method == "DELETE":
                 upload["state"] = "aborted"
                 return 204, None
+            if rest[2:] == ["parts"]:
+                self.renewed.extend(data["part_numbers"])
+                base = f"{self.endpoint}/s3/put/{upload['id']}"
+                return 200, {"parts": [{"part_number": n, "url": f"{base}/{n}", "headers": {}}
+                                       for n in data["part_numbers"]]}
             return 200, self._complete(upload, data)
         resource = self._get(ns, name, caller)
         if rest == ["versions"]:

@@ -127,6 +127,22 @@ def test_a_failing_part_is_retried_on_its_own(alice, hub, waits):
     assert len(hub.calls("PUT")) == 7 + 2 and len(waits) == 2
 
 
+def test_an_expired_part_url_is_renewed_once(alice, hub, waits):
+    data = os.urandom(200)
+    hub.fail("PUT", "/s3/put/", 403, times=1)
+    alice.push_bytes(data, "alice/slow")
+    assert len(hub.renewed) == 1
+    assert alice.pull_bytes("alice/slow") == data
+
+
+def test_large_pushes_declare_a_digest_per_part(alice, hub):
+    data = os.urandom(200)
+    alice.push_bytes(data, "alice/parted")
+    request = next(iter(hub.uploads.values()))["request"]
+    assert request["part_size"] == 32
+    assert request["part_sha256"] == [sha(data[i:i + 32]) for i in range(0, 200, 32)]
+
+
 def test_a_push_that_fails_midway_is_aborted(alice, hub, waits):
     hub.fail("PUT", "/s3/put/", 403, times=100)
     with pytest.raises(StorageError, match="403"):

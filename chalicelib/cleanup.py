@@ -1,0 +1,556 @@
+"""Cleanup and integrity: nothing lost, nothing left behind.
+
+Three ways bytes and records go away, all driven by what OUR records say (never by age alone):
+
+- `handle_blob_events`: S3 ObjectCreated notifications (via SQS). Each object is judged by
+  the record that should claim it; an object nothing claims is deleted once it is older than
+  the grace period (its age from the event's eventTime, or from the expiry of the pending
+  upload that once claimed it).
+- `handle_table_changes`: the table stream. A removed head takes its generation with it
+  (versions, upload records, bytes); a removed pending upload (TTL expiry, abort) takes its
+  bytes and its multipart upload; a head whose counter grew drops versions beyond the
+  retention count (tagged and current versions stay).
+- `reconcile`: the hourly sweep (and `nshub-admin reconcile [--dry-run]`) comparing the
+  bucket and its in-progress multipart uploads with the table.
+
+Which record claims an object (see chalicelib/keys.py): `blobs/{kind}/{ns}/{name}/{upload_id}`
+is claimed by the upload item `{ns}#{name}` / `{kind}#U#{upload_id}`:
+
+    upload item              claims its object when                    else the object is
+    -----------------------  ----------------------------------------  ---------------------
+    missing                  never                                     unclaimed
+    pending                  until expires_at                          expired (from then)
+    completed (gen G, v N)   the head has generation G and version     dead
+                             item G/N exists
+
+Every handler is idempotent: deletes of what is already gone are no-ops, records that could
+have changed meanwhile are deleted on a condition, and each deletion re-reads the claim first.
+Within one version, the version item goes first, the bytes next, the upload record last: a
+crash at any point leaves the upload record that names the bytes, so a retry (or the
+reconciler) finishes the job.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import unquote_plus
+
+from chalicelib import blobs, keys
+from chalicelib.config import get_aws, get_settings
+from chalicelib.models import Item, items
+from chalicelib.observability import logger, metrics
+
+CLAIMED = ("live", "pending")
+
+
+# ---------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the table says about one S3 key.
+
+    state: live | pending (claimed: keep) or expired | dead | unclaimed | foreign (not
+    claimed). `since` is when the key stopped being wanted, as far as we know: the moment
+    from which the grace period counts.
+    """
+
+    state: str
+    since: float
+    upload: Item | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self.state in CLAIMED
+
+
+def _get(pk: str, sk: str) -> Item | None:
+    try:
+        return items().get(pk, sk, consistent_read=True)
+    except Item.DoesNotExist:
+        return None
+
+
+def _version_is_live(upload: Item) -> bool:
+    """A completed upload's version is live while its generation's head and its version item
+    both exist (a deleted head kills the generation; retention deletes version items)."""
+    kind = keys.parse_sk(upload.sk)["kind"]
+    if upload.generation is None or upload.version is None:
+        return False
+    head = _get(upload.pk, keys.head_sk(kind))
+    if head is None or head.generation != upload.generation:
+        return False
+    return _get(upload.pk, keys.version_sk(kind, upload.generation, int(upload.version))) is not None
+
+
+def judge(key: str, created: float, now: float | None = None) -> Claim:
+    """Who claims the object at `key`, created at `created` (epoch seconds)."""
+    now = time.time() if now is None else now
+    ref = keys.parse_blob_key(key)
+    if ref is None:
+        return Claim("foreign", created)
+    upload = _get(ref.pk, ref.upload_sk)
+    if upload is None or upload.blob_key != key:
+        return Claim("unclaimed", created, None)
+    if upload.state == "pending":
+        expires = upload.expires_at
+        if expires is None or now < float(expires):
+            return Claim("pending", created, upload)
+        return Claim("expired", float(expires), upload)
+    if upload.state == "completed" and _version_is_live(upload):
+        return Claim("live", created, upload)
+    return Claim("dead", created, upload)
+
+
+def is_orphan(claim: Claim, now: float, grace: int) -> bool:
+    return not claim.claimed and now - claim.since >= grace
+
+
+# ---------------------------------------------------------------- deleting
+
+
+def _count(name: str, value: float, unit: str = "Count") -> None:
+    if value:
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _delete_record(pk: str, sk: str, condition: Any = None) -> bool:
+    """Delete one item (on a condition); False when the condition no longer holds."""
+    from pynamodb.exceptions import DeleteError
+
+    try:
+        items()(pk, sk).delete(condition=condition)
+    except DeleteError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _delete_upload_if(upload: Item, state: str) -> bool:
+    """Delete an upload record only while it is still in `state` (and, when completed, still
+    of the same generation): a record that changed meanwhile is someone else's business."""
+    model = items()
+    condition = model.state == state
+    if state == "completed":
+        condition &= model.generation == upload.generation
+    return _delete_record(upload.pk, upload.sk, condition)
+
+
+def _release_expired(upload: Item) -> bool:
+    """An expired pending upload: forget the record first (so a late complete fails its
+    transaction instead of committing bytes we are deleting), then its multipart upload."""
+    if not _delete_upload_if(upload, "pending"):
+        fresh = _get(upload.pk, upload.sk)
+        if fresh is not None:
+            return False  # completed meanwhile: its version keeps the bytes
+    if upload.s3_upload_id:
+        blobs.abort_multipart(upload.blob_key, upload.s3_upload_id)
+    return True
+
+
+def reclaim(key: str, claim: Claim, size: int | None = None) -> bool:
+    """Delete an object that no record claims, and the dead records that still name it.
+    Returns whether the bytes were deleted."""
+    upload = claim.upload
+    if claim.state == "expired" and upload is not None:
+        if not _release_expired(upload):
+            return False
+    blobs.delete_object(key)
+    if claim.state == "dead" and upload is not None:
+        _drop_dead_records(upload)
+    _count("BytesReclaimed", size or 0, "Bytes")
+    return True
+
+
+def _drop_dead_records(upload: Item) -> None:
+    """The version item (if its generation is dead) and the upload record of a dead claim."""
+    kind = keys.parse_sk(upload.sk)["kind"]
+    head = _get(upload.pk, keys.head_sk(kind))
+    if upload.generation and upload.version is not None and (
+            head is None or head.generation != upload.generation):
+        _delete_record(upload.pk, keys.version_sk(kind, upload.generation, int(upload.version)))
+    _delete_upload_if(upload, "completed")
+
+
+# ---------------------------------------------------------------- S3 notifications
+
+
+def _epoch(iso: str | None, default: float) -> float:
+    if not iso:
+        return default
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
+def s3_records(body: str) -> list[dict]:
+    """The S3 records of one SQS message body ([] for S3's test event). Raises ValueError for
+    a body that is not an S3 notification: such a message is poison and goes to the DLQ."""
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("the message is not an S3 notification")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise ValueError("the message is not an S3 notification (no Records)")
+    return records
+
+
+def handle_object_created(record: dict, now: float | None = None) -> str:
+    """One S3 ObjectCreated record: keep what a record claims, delete an old orphan.
+    Returns what happened (for logs and tests)."""
+    now = time.time() if now is None else now
+    settings = get_settings()
+    if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+        return "ignored"
+    s3 = record["s3"]
+    bucket = s3["bucket"]["name"]
+    if bucket != settings.bucket_name:
+        logger.warning("event for another bucket", extra={"bucket": bucket})
+        return "ignored"
+    key = unquote_plus(s3["object"]["key"])
+    size = s3["object"].get("size")
+    claim = judge(key, _epoch(record.get("eventTime"), now), now)
+    if claim.state == "live" and size is not None and int(size) != int(claim.upload.size):
+        # Cannot happen with S3 checking the signed length and checksum; worth an alarm.
+        logger.error("stored object differs from its record", extra={"key": key})
+        _count("IntegrityErrors", 1)
+    if claim.claimed:
+        return claim.state
+    size = blobs.object_size(key)
+    if size is None:
+        return "gone"  # deleted already (a late or repeated event)
+    _count("OrphansFound", 1)
+    if not is_orphan(claim, now, settings.orphan_grace_seconds):
+        return "young"  # the reconciler takes it once it is older than the grace period
+    if reclaim(key, claim, size):
+        _count("OrphansDeleted", 1)
+        logger.info("deleted orphan object", extra={"key": key, "reason": claim.state})
+        return "deleted"
+    return "kept"
+
+
+def handle_blob_events(records: Iterable[dict]) -> dict:
+    """A Lambda SQS batch of S3 notifications -> a partial batch response."""
+    failures = []
+    for message in records:
+        try:
+            for record in s3_records(message["body"]):
+                handle_object_created(record)
+        except Exception:  # noqa: BLE001 - one bad message must not fail the batch
+            logger.exception("blob event failed", extra={"message_id": message.get("messageId")})
+            failures.append({"itemIdentifier": message.get("messageId")})
+    return {"batchItemFailures": failures}
+
+
+# ---------------------------------------------------------------- the table stream
+
+
+def _attr(value: dict) -> Any:
+    """One DynamoDB-JSON value of a Lambda stream image (binary stays base64)."""
+    (tag, raw), = value.items()
+    if tag == "N":
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if tag == "NS":
+        return {_attr({"N": x}) for x in raw}
+    if tag == "M":
+        return {k: _attr(v) for k, v in raw.items()}
+    if tag == "L":
+        return [_attr(v) for v in raw]
+    if tag == "NULL":
+        return None
+    if tag == "SS":
+        return set(raw)
+    return raw  # S, B, BOOL, BS
+
+
+def image(record: dict, which: str) -> dict[str, Any]:
+    return {k: _attr(v) for k, v in (record.get("dynamodb", {}).get(which) or {}).items()}
+
+
+def _as_upload(attrs: dict[str, Any]) -> Item:
+    """An upload item rebuilt from a stream image (the item itself may be gone)."""
+    upload = items()(attrs["pk"], attrs["sk"])
+    for name in ("blob_key", "s3_upload_id", "state", "generation", "upload_id", "size"):
+        setattr(upload, name, attrs.get(name))
+    upload.version = attrs.get("version")
+    upload.expires_at = attrs.get("expires_at")
+    return upload
+
+
+def handle_table_change(record: dict) -> str:
+    """One stream record. Returns what happened (for logs and tests)."""
+    event = record.get("eventName")
+    old, new = image(record, "OldImage"), image(record, "NewImage")
+    sk = (new or old).get("sk") or record["dynamodb"]["Keys"]["sk"]["S"]
+    what = keys.parse_sk(sk)
+    if what["type"] == "head":
+        if event == "REMOVE" and old.get("generation"):
+            return drop_generation(old["pk"], what["kind"], old["generation"])
+        if event in ("INSERT", "MODIFY") and int(new.get("counter") or 0) > int(old.get("counter") or 0):
+            return apply_retention(new["pk"], what["kind"], new.get("generation"))
+        return "ignored"
+    if what["type"] == "upload" and event == "REMOVE" and old.get("state") == "pending":
+        return release_pending_upload(_as_upload(old))
+    return "ignored"
+
+
+def handle_table_changes(records: Iterable[dict],
+                         also: Iterable[Callable[[dict], Any]] = ()) -> dict:
+    """A Lambda DynamoDB stream batch -> a partial batch response (by sequence number).
+    `also`: other idempotent per-record handlers of the same stream (executor image builds);
+    a record fails if any of them raises, and is retried for all of them."""
+    also = tuple(also)
+    failures = []
+    for record in records:
+        try:
+            handle_table_change(record)
+            for handler in also:
+                handler(record)
+        except Exception:  # noqa: BLE001 - report it; the mapping retries from here
+            seq = record.get("dynamodb", {}).get("SequenceNumber")
+            logger.exception("table change failed", extra={"sequence_number": seq})
+            failures.append({"itemIdentifier": seq})
+            break  # stream order matters: everything after the failure is retried too
+    return {"batchItemFailures": failures}
+
+
+def release_pending_upload(upload: Item) -> str:
+    """A pending upload record went away (TTL expiry, abort, failed verification): abort its
+    multipart upload and delete its bytes, unless a record claims the key again."""
+    key = upload.blob_key
+    if not key:
+        return "ignored"
+    claim = judge(key, time.time())
+    if claim.claimed:
+        return "kept"
+    if upload.s3_upload_id:
+        blobs.abort_multipart(key, upload.s3_upload_id)
+    size = blobs.object_size(key)
+    if size is None:
+        return "aborted"
+    blobs.delete_object(key)
+    if claim.state == "dead" and claim.upload is not None:
+        _drop_dead_records(claim.upload)
+    _count("BytesReclaimed", size, "Bytes")
+    logger.info("deleted bytes of an expired upload", extra={"key": key})
+    return "deleted"
+
+
+@dataclass
+class _Version:
+    """One version of a generation, as its version item and/or its upload record know it."""
+
+    number: int
+    blob_key: str | None = None
+    upload_id: str | None = None
+    has_item: bool = False
+    upload: Item | None = None
+    size: int = 0
+
+
+def _generation_versions(pk: str, kind: str, generation: str) -> dict[int, _Version]:
+    model = items()
+    found: dict[int, _Version] = {}
+    for item in model.query(pk, model.sk.startswith(keys.version_prefix(kind, generation)),
+                            consistent_read=True):
+        v = found.setdefault(int(item.version), _Version(int(item.version)))
+        v.has_item, v.blob_key, v.upload_id = True, item.blob_key, item.upload_id
+        v.size = int(item.size or 0)
+    for upload in model.query(pk, model.sk.startswith(keys.upload_prefix(kind)),
+                              consistent_read=True):
+        if upload.state != "completed" or upload.generation != generation:
+            continue
+        v = found.setdefault(int(upload.version), _Version(int(upload.version)))
+        v.upload, v.blob_key = upload, v.blob_key or upload.blob_key
+        v.upload_id, v.size = upload.upload_id, v.size or int(upload.size or 0)
+    return found
+
+
+def _drop_version(pk: str, kind: str, generation: str, v: _Version) -> bool:
+    """Version item, then bytes (unless a record claims them), then the upload record."""
+    if v.has_item:
+        _delete_record(pk, keys.version_sk(kind, generation, v.number))
+    deleted = False
+    if v.blob_key and not judge(v.blob_key, time.time()).claimed:
+        blobs.delete_object(v.blob_key)
+        _count("BytesReclaimed", v.size, "Bytes")
+        deleted = True
+    upload = v.upload
+    if upload is None and v.upload_id:
+        upload = _get(pk, keys.upload_sk(kind, v.upload_id))
+    if upload is not None and upload.state == "completed" and upload.generation == generation:
+        _delete_upload_if(upload, "completed")
+    return deleted
+
+
+def drop_generation(pk: str, kind: str, generation: str) -> str:
+    """A deleted head: every version of its generation goes, with its records and bytes. A
+    re-push after the delete has a new generation and is not touched."""
+    head = _get(pk, keys.head_sk(kind))
+    if head is not None and head.generation == generation:
+        return "ignored"  # the head is alive (a stale or synthetic event)
+    versions = _generation_versions(pk, kind, generation)
+    deleted = sum(_drop_version(pk, kind, generation, v) for v in versions.values())
+    _count("BlobsDeleted", deleted)
+    logger.info("dropped a deleted generation", extra={
+        "pk": pk, "generation": generation, "versions": len(versions)})
+    return "dropped"
+
+
+def select_expired(versions: Iterable[int], retention: int, keep: Iterable[int] = ()) -> list[int]:
+    """The versions that retention removes: all but the newest `retention`, except `keep`
+    (versions a tag points to, the current one)."""
+    newest_first = sorted(set(versions), reverse=True)
+    kept = set(newest_first[:max(1, retention)]) | set(keep)
+    return sorted(v for v in newest_first if v not in kept)
+
+
+def apply_retention(pk: str, kind: str, generation: str | None) -> str:
+    """Drop versions of the head's generation beyond the newest `retention`, keeping tagged
+    and current versions. Reads the head fresh: tags and counter may have moved on."""
+    retention = get_settings().retention
+    head = _get(pk, keys.head_sk(kind))
+    if head is None or head.generation != generation or int(head.counter or 0) <= retention:
+        return "ignored"
+    versions = _generation_versions(pk, kind, generation)
+    keep = {int(v) for v in (head.tags or {}).values()}
+    keep.add(int((head.current or {}).get("version") or head.counter))
+    expired = select_expired(versions, retention, keep)
+    deleted = sum(_drop_version(pk, kind, generation, versions[n]) for n in expired)
+    _count("BlobsDeleted", deleted)
+    if expired:
+        logger.info("retention dropped versions", extra={"pk": pk, "versions": expired})
+    return "retained"
+
+
+# ---------------------------------------------------------------- the reconciler
+
+
+@dataclass
+class ReconcileReport:
+    dry_run: bool
+    grace_seconds: int
+    objects_scanned: int = 0
+    multipart_scanned: int = 0
+    orphans: list[dict] = field(default_factory=list)
+    orphan_multipart: list[dict] = field(default_factory=list)
+    deleted: int = 0
+    aborted: int = 0
+    bytes_reclaimed: int = 0
+    complete: bool = True
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "grace_seconds": self.grace_seconds,
+            "objects_scanned": self.objects_scanned, "multipart_scanned": self.multipart_scanned,
+            "orphans_found": len(self.orphans) + len(self.orphan_multipart),
+            "orphans": self.orphans, "orphan_multipart_uploads": self.orphan_multipart,
+            "deleted": self.deleted, "aborted": self.aborted,
+            "bytes_reclaimed": self.bytes_reclaimed, "complete": self.complete,
+        }
+
+
+def judge_multipart(key: str, s3_upload_id: str, initiated: float, now: float,
+                    grace: int) -> str | None:
+    """Why an in-progress multipart upload is an orphan, or None when it must stay.
+
+    The rule: it is an orphan when the upload record of its key does not claim it (no record;
+    a record naming another UploadId; a completed record, whose bytes are already whole; a
+    pending record expired for longer than the grace period). S3's `Initiated` is only a lower
+    bound that can keep an upload (one younger than the grace period stays, which covers the
+    moment between CreateMultipartUpload and the record's write), never a reason to abort:
+    moto reports a fixed 2010 date.
+    """
+    if now - initiated < grace:
+        return None
+    ref = keys.parse_blob_key(key)
+    if ref is None:
+        return "foreign"
+    upload = _get(ref.pk, ref.upload_sk)
+    if upload is None:
+        return "unclaimed"
+    if upload.s3_upload_id != s3_upload_id:
+        return "not-the-record's"
+    if upload.state == "completed":
+        return "completed"
+    expires = upload.expires_at
+    if expires is not None and now - float(expires) >= grace:
+        return "expired"
+    return None
+
+
+def _deadline_passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
+def reconcile(dry_run: bool = False, time_budget_seconds: float | None = None,
+              now: float | None = None) -> dict[str, Any]:
+    """Compare the bucket and its multipart uploads with the table; delete (or, in a dry run,
+    only list) what no record claims and is older than the grace period."""
+    settings = get_settings()
+    now = time.time() if now is None else now
+    grace = settings.orphan_grace_seconds
+    report = ReconcileReport(dry_run=dry_run, grace_seconds=grace)
+    deadline = time.monotonic() + time_budget_seconds if time_budget_seconds else None
+    s3 = get_aws().s3
+
+    for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.bucket_name, Prefix=keys.BLOB_PREFIX):
+        for obj in page.get("Contents", []):
+            if _deadline_passed(deadline):
+                report.complete = False
+                break
+            report.objects_scanned += 1
+            key, size = obj["Key"], int(obj.get("Size", 0))
+            claim = judge(key, obj["LastModified"].timestamp(), now)
+            if not is_orphan(claim, now, grace):
+                continue
+            report.orphans.append({"key": key, "size": size, "reason": claim.state})
+            if not dry_run and reclaim(key, claim, size):
+                report.deleted += 1
+                report.bytes_reclaimed += size
+        if not report.complete:
+            break
+
+    paginator = s3.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=settings.bucket_name, Prefix=keys.BLOB_PREFIX):
+        if not report.complete:
+            break
+        for mp in page.get("Uploads", []):
+            if _deadline_passed(deadline):
+                report.complete = False
+                break
+            report.multipart_scanned += 1
+            key, upload_id = mp["Key"], mp["UploadId"]
+            reason = judge_multipart(key, upload_id, mp["Initiated"].timestamp(), now, grace)
+            if reason is None:
+                continue
+            report.orphan_multipart.append({"key": key, "upload_id": upload_id, "reason": reason})
+            if not dry_run:
+                if reason == "expired":
+                    upload = _get(*_upload_key(key))
+                    if upload is not None and upload.state == "pending":
+                        _delete_upload_if(upload, "pending")
+                blobs.abort_multipart(key, upload_id)
+                report.aborted += 1
+
+    _count("OrphansFound", len(report.orphans) + len(report.orphan_multipart))
+    _count("OrphansDeleted", report.deleted + report.aborted)
+    _count("BytesReclaimed", report.bytes_reclaimed, "Bytes")
+    summary = report.summary()
+    logger.info("reconciled", extra={k: v for k, v in summary.items()
+                                     if k not in ("orphans", "orphan_multipart_uploads")})
+    return summary
+
+
+def _upload_key(key: str) -> tuple[str, str]:
+    ref = keys.parse_blob_key(key)
+    assert ref is not None
+    return ref.pk, ref.upload_sk

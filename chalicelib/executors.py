@@ -1,0 +1,529 @@
+"""Executors: what the registry does beyond bytes and versions for kind `executor`.
+
+- Packages: an uploaded package is validated (chalicelib/packages.py) before its version
+  becomes visible; the summary is stored with the version.
+- Images: every new executor version starts one container image build, event-driven. The
+  table stream's INSERT of a version item -> `handle_stream_record` -> CodeBuild; CodeBuild's
+  state changes (EventBridge) -> `record_build_state`. Build status only moves forward:
+  pending -> building -> ready | failed (terminal), whatever order events arrive in.
+- Pull credentials: short-lived ECR credentials narrowed to one repository by a session
+  policy, for whoever may read the executor.
+- Legacy executors: executors that predate namespaces keep their bare name and secret. The
+  alias item (`legacy#{name}`, `executor#ALIAS`) names the owner and holds a salted scrypt
+  hash of the secret; the executor itself is a normal one in the owner's namespace.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from chalicelib import keys, registry
+from chalicelib.auth import Caller
+from chalicelib.config import get_aws, get_settings
+from chalicelib.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from chalicelib.models import Item, items
+from chalicelib.names import check_name, check_namespace
+from chalicelib.observability import logger
+
+EXECUTOR = "executor"
+
+# ---------------------------------------------------------------- packages
+
+
+def check_package(fileobj: BinaryIO, upload: Item) -> dict:
+    """Validate an uploaded package (InvalidPackage, 400, refuses the version); return the
+    summary stored with the version: jtype, name, manifest, files, unpacked_size,
+    has_dockerfile."""
+    from chalicelib.packages import validate_executor_package
+
+    fileobj.seek(0)
+    return validate_executor_package(
+        fileobj, max_unpacked_bytes=get_settings().max_unpacked_executor_bytes
+    )
+
+
+# ---------------------------------------------------------------- image builds
+
+BUILDING, READY, FAILED = "building", "ready", "failed"
+TERMINAL = (READY, FAILED)
+BUILD_STATUSES = {
+    "IN_PROGRESS": BUILDING,
+    "SUCCEEDED": READY,
+    "FAILED": FAILED,
+    "FAULT": FAILED,
+    "STOPPED": FAILED,
+    "TIMED_OUT": FAILED,
+}
+# What ECR accepts as a repository name (docker's grammar is looser: `a__b` is not allowed).
+ECR_REPOSITORY_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+ENV_VERSION_PK, ENV_VERSION_SK = "NSHUB_VERSION_PK", "NSHUB_VERSION_SK"
+
+
+def handle_stream_record(record: dict) -> str | None:
+    """One table-stream record (Lambda's shape). An INSERT of an executor version starts its
+    image build (returns the build id); every other record is ignored (returns None)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    parsed = keys.parse_sk((image.get("sk") or {}).get("S", ""))
+    if parsed["kind"] != EXECUTOR or parsed["type"] != "version":
+        return None
+    return start_image_build(image)
+
+
+def start_image_build(version_image: dict) -> str | None:
+    """Start the image build of one executor version, given its item as the stream's
+    NewImage (DynamoDB JSON). Safe to run twice: the version is claimed with a conditional
+    write first, so a redelivered record starts no second build."""
+    version = items().from_raw_data(version_image)
+    parsed = keys.parse_sk(version.sk)
+    generation, number = parsed["generation"], int(version.version)
+    head = _get(version.pk, keys.head_sk(EXECUTOR))
+    if head is None or head.generation != generation:
+        logger.info("image build skipped: resource deleted", extra={"pk": version.pk, "sk": version.sk})
+        return None
+    repository = keys.image_repository(head.namespace, head.name)
+    if not ECR_REPOSITORY_RE.match(repository):
+        _set_status(version.pk, version.sk, FAILED, None, None)
+        logger.warning("image build refused: name not valid for ECR", extra={"repository": repository})
+        return None
+    if not _claim(version):
+        return None  # a build was already started for this version
+    settings = get_settings()
+    tags = [f"v{number}"] + sorted(t for t, v in (head.tags or {}).items() if v == number)
+    try:
+        _ensure_repository(repository)
+        build = get_aws().client("codebuild").start_build(
+            # The project has no source of its own: its buildspec fetches PACKAGE_KEY, which
+            # keeps the build role's S3 access to the executor packages only.
+            projectName=settings.codebuild_project,
+            idempotencyToken=hashlib.sha256(f"{version.pk}\n{version.sk}".encode()).hexdigest(),
+            environmentVariablesOverride=[
+                {"name": name, "value": value, "type": "PLAINTEXT"} for name, value in (
+                    ("PACKAGE_BUCKET", settings.bucket_name),
+                    ("PACKAGE_KEY", version.blob_key),
+                    ("IMAGE_REPOSITORY", repository),
+                    ("IMAGE_TAG", f"v{number}"),
+                    ("IMAGE_TAGS", " ".join(tags)),
+                    (ENV_VERSION_PK, version.pk),
+                    (ENV_VERSION_SK, version.sk),
+                )
+            ],
+        )["build"]
+    except Exception:
+        _unclaim(version)  # whatever went wrong, the stream's retry starts it again
+        raise
+    build_id = build["id"]
+    _set_status(version.pk, version.sk, BUILDING, build_id, None)
+    logger.info("image build started", extra={"build_id": build_id, "repository": repository,
+                                              "tags": tags})
+    return build_id
+
+
+def _claim(version: Item) -> bool:
+    from pynamodb.exceptions import UpdateError
+
+    model = items()
+    try:
+        version.update(actions=[model.image_status.set(BUILDING)],
+                       condition=model.pk.exists() & model.image_status.does_not_exist())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _unclaim(version: Item) -> None:
+    from pynamodb.exceptions import UpdateError
+
+    model = items()
+    try:
+        version.update(actions=[model.image_status.remove()],
+                       condition=(model.image_status == BUILDING)
+                       & model.image_build_id.does_not_exist())
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+def _ensure_repository(repository: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        get_aws().client("ecr").create_repository(
+            repositoryName=repository,
+            imageScanningConfiguration={"scanOnPush": True},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "RepositoryAlreadyExistsException":
+            raise
+
+
+def _set_status(pk: str, sk: str, status: str, build_id: str | None,
+                log_url: str | None) -> bool:
+    """Move one version's image status forward, on the version item and, when it is the
+    latest, on the head. Never out of a terminal status, never from another build's event.
+    Returns whether the version item changed."""
+    from pynamodb.exceptions import UpdateError
+
+    model = items()
+    actions = [model.image_status.set(status)]
+    if build_id is not None:
+        actions.append(model.image_build_id.set(build_id))
+    if log_url:
+        actions.append(model.image_log_url.set(log_url))
+    forward = model.image_status.does_not_exist() | ~model.image_status.is_in(*TERMINAL)
+    if status in TERMINAL and build_id is None:  # refused before any build: only from pending
+        forward = model.image_status.does_not_exist()
+    same_build = model.image_build_id.does_not_exist()
+    if build_id is not None:
+        same_build = same_build | (model.image_build_id == build_id)
+    parsed = keys.parse_sk(sk)
+    number = int(parsed["version"])
+    changed = True
+    try:
+        model(pk, sk).update(actions, condition=model.pk.exists() & forward & same_build)
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        changed = False
+    try:  # the head mirrors the latest version's status
+        model(pk, keys.head_sk(EXECUTOR)).update(
+            actions, condition=(model.counter == number)
+            & (model.generation == parsed["generation"]) & forward & same_build)
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    return changed
+
+
+def record_build_state(event: dict) -> str | None:
+    """Apply one `CodeBuild Build State Change` event (EventBridge's JSON) to the version
+    whose build it is. Returns the status recorded, None for an event that is not ours or
+    changes nothing (duplicates, late events after a terminal status)."""
+    detail = event.get("detail") or {}
+    settings = get_settings()
+    if detail.get("project-name") != settings.codebuild_project:
+        return None
+    status = BUILD_STATUSES.get(detail.get("build-status", ""))
+    if status is None:
+        return None
+    extra = detail.get("additional-information") or {}
+    variables = {
+        v.get("name"): v.get("value")
+        for v in (extra.get("environment") or {}).get("environment-variables") or []
+        if isinstance(v, dict)
+    }
+    pk, sk = variables.get(ENV_VERSION_PK), variables.get(ENV_VERSION_SK)
+    parsed = keys.parse_sk(sk or "")
+    if not pk or parsed["kind"] != EXECUTOR or parsed["type"] != "version":
+        logger.warning("build state event without an executor version", extra={
+            "build_id": detail.get("build-id")})
+        return None
+    build_id = _build_id(detail.get("build-id") or "")
+    log_url = (extra.get("logs") or {}).get("deep-link")
+    if not _set_status(pk, sk, status, build_id, log_url):
+        return None
+    logger.info("image build state", extra={"build_id": build_id, "status": status})
+    return status
+
+
+def _build_id(build_arn_or_id: str) -> str:
+    """`project:uuid` from a build ARN (events carry the ARN; StartBuild answers the id)."""
+    return build_arn_or_id.split(":build/", 1)[-1]
+
+
+# ---------------------------------------------------------------- pull credentials
+
+PULL_CREDENTIALS_SECONDS = 900
+PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability"]
+
+
+def repository_arn(repository: str) -> str:
+    """The ARN of an ECR repository of this hub (account and partition of the pull role)."""
+    settings = get_settings()
+    parts = settings.ecr_pull_role_arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn":
+        raise RuntimeError("NSHUB_ECR_PULL_ROLE_ARN is not set: container images are not configured")
+    partition, account = parts[1], parts[4]
+    return f"arn:{partition}:ecr:{settings.region}:{account}:repository/{repository}"
+
+
+def pull_session_policy(repository: str) -> dict:
+    """The session policy that narrows the pull role to one repository, read-only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
+             "Resource": "*"},
+            {"Sid": "PullOneRepository", "Effect": "Allow", "Action": list(PULL_ACTIONS),
+             "Resource": repository_arn(repository)},
+        ],
+    }
+
+
+def pull_credentials(caller: Caller | None, ns: str, name: str,
+                     tag: str | None = None) -> dict[str, Any]:
+    """Docker registry credentials that can pull only this executor's images, for 15 minutes,
+    for whoever may read it (anyone for a public one; the owner for a private one)."""
+    info = registry.get_resource(caller, EXECUTOR, ns, name, tag=tag, download=False)
+    return _credentials_for(info, caller.username if caller else "anonymous")
+
+
+def _credentials_for(info: dict, who: str) -> dict[str, Any]:
+    import boto3
+
+    settings = get_settings()
+    repository = keys.image_repository(info["namespace"], info["name"])
+    session_name = re.sub(r"[^\w+=,.@-]", "-", f"nshub-pull-{who}")[:64]
+    creds = get_aws().client("sts").assume_role(
+        RoleArn=settings.ecr_pull_role_arn, RoleSessionName=session_name,
+        Policy=json.dumps(pull_session_policy(repository), separators=(",", ":")),
+        DurationSeconds=PULL_CREDENTIALS_SECONDS,
+    )["Credentials"]
+    ecr = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name=settings.region,
+    ).client("ecr", endpoint_url=settings.endpoint_url)
+    auth = ecr.get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+    # A token made with temporary credentials lasts no longer than they do (15 minutes).
+    expires = _utc(creds["Expiration"])
+    registry_host = settings.ecr_registry or auth["proxyEndpoint"].split("://", 1)[-1]
+    return {
+        "registry": registry_host,
+        "username": username,
+        "password": password,
+        "expires_at": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "image": info["image"],
+        "repository": repository,
+    }
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+
+
+# ---------------------------------------------------------------- legacy executors
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+MAX_SECRET_CHARS = 1024
+
+
+def hash_secret(secret: str) -> str:
+    """`scrypt$N$r$p$salt$hash` (base64): salted and slow, never the secret itself."""
+    salt = os.urandom(16)
+    digest = _scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_secret(secret: str, stored: str | None) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = (stored or _decoy_hash()).split("$")
+        expected = base64.b64decode(digest)
+        got = _scrypt(secret, base64.b64decode(salt), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return scheme == "scrypt" and stored is not None and hmac.compare_digest(got, expected)
+
+
+def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024,
+                          dklen=32)
+
+
+@functools.lru_cache(maxsize=1)
+def _decoy_hash() -> str:
+    """Checked when there is no alias, so a missing executor costs as long as a wrong secret."""
+    return hash_secret(secrets.token_urlsafe(16))
+
+
+def legacy_not_found(name: str) -> NotFound:
+    return registry.not_found(EXECUTOR, None, name)
+
+
+def _get(pk: str, sk: str) -> Item | None:
+    try:
+        return items().get(pk, sk, consistent_read=True)
+    except Item.DoesNotExist:
+        return None
+
+
+def _alias(name: str) -> Item | None:
+    return _get(keys.resource_pk(keys.LEGACY_NS, name), keys.legacy_executor_sk())
+
+
+def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tuple[Item, Caller | None]:
+    """The alias and who the request acts as: the owner with a right secret, else the caller.
+    A wrong secret is 404, exactly like a missing executor."""
+    check_name(name)
+    if secret is not None and (not secret or len(secret) > MAX_SECRET_CHARS):
+        raise legacy_not_found(name)
+    alias = _alias(name)
+    if secret is not None:
+        if not verify_secret(secret, alias.secret_hash if alias else None):
+            raise legacy_not_found(name)
+        return alias, Caller(username=alias.owner, via="legacy-secret")
+    if alias is None:
+        raise legacy_not_found(name)
+    return alias, caller
+
+
+def _as_legacy(call, name: str, ns: str, real_name: str):
+    """Run a registry call on the owner's executor; its "not found or private" answer becomes
+    the legacy one, which does not reveal the owner."""
+    try:
+        return call()
+    except NotFound as exc:
+        if exc.message == registry.not_found(EXECUTOR, ns, real_name).message:
+            raise legacy_not_found(name) from None
+        raise
+
+
+def get_legacy_executor(caller: Caller | None, name: str, secret: str | None,
+                        tag: str | None = None) -> dict[str, Any]:
+    alias, acting = _legacy_caller(caller, name, secret)
+    info = _as_legacy(lambda: registry.get_resource(acting, EXECUTOR, alias.owner, alias.name,
+                                                    tag=tag), name, alias.owner, alias.name)
+    info["legacy"] = True
+    return info
+
+
+def legacy_pull_credentials(caller: Caller | None, name: str, secret: str | None,
+                            tag: str | None = None) -> dict[str, Any]:
+    alias, acting = _legacy_caller(caller, name, secret)
+    info = _as_legacy(lambda: registry.get_resource(acting, EXECUTOR, alias.owner, alias.name,
+                                                    tag=tag, download=False),
+                      name, alias.owner, alias.name)
+    return _credentials_for(info, acting.username if acting else "anonymous")
+
+
+def _legacy_pusher(caller: Caller | None, name: str, secret: str | None) -> Item:
+    """The alias, when the request may push: a right secret, or the owner's token.
+    Anonymous without a secret 401; another user 403 for a public executor, 404 otherwise."""
+    if secret is None and caller is None:
+        raise Unauthorized("send the executor's secret (X-Executor-Secret) or sign in as its owner")
+    alias, acting = _legacy_caller(caller, name, secret)
+    if acting is None or acting.namespace != alias.owner:
+        # 404 like a missing one when this caller cannot even see it, else 403.
+        _as_legacy(lambda: registry.get_resource(acting, EXECUTOR, alias.owner, alias.name,
+                                                 download=False), name, alias.owner, alias.name)
+        raise Forbidden(f"only the owner or the executor's secret can push '{name}'")
+    return alias
+
+
+def start_legacy_upload(caller: Caller | None, name: str, secret: str | None,
+                        body: dict) -> dict[str, Any]:
+    alias = _legacy_pusher(caller, name, secret)
+    return registry.start_upload(None, EXECUTOR, alias.owner, alias.name, body,
+                                 owner_ns=alias.owner)
+
+
+def complete_legacy_upload(caller: Caller | None, name: str, secret: str | None,
+                           upload_id: str, body: dict) -> dict[str, Any]:
+    alias = _legacy_pusher(caller, name, secret)
+    info = registry.complete_upload(None, EXECUTOR, alias.owner, alias.name, upload_id, body,
+                                    owner_ns=alias.owner)
+    info["legacy"] = True
+    return info
+
+
+def abort_legacy_upload(caller: Caller | None, name: str, secret: str | None,
+                        upload_id: str) -> None:
+    alias = _legacy_pusher(caller, name, secret)
+    registry.abort_upload(None, EXECUTOR, alias.owner, alias.name, upload_id,
+                          owner_ns=alias.owner)
+
+
+def import_legacy_executor(name: str, owner: str, secret: str, package: Path,
+                           public: bool = False) -> dict[str, Any]:
+    """Register an executor that predates namespaces (operators: `nshub-admin
+    import-legacy-executor`, which packs its folder). The package becomes a version of
+    `owner/name` (pushed through the same upload flow as any push, so it is validated and its
+    image is built), and the alias `name` -> owner keeps `jinahub://name:secret` working.
+    Running it twice is harmless: the same package is not pushed again, the alias is kept."""
+    check_name(name)
+    check_namespace(owner)
+    if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_CHARS:
+        raise InvalidRequest(f"the secret must be 1-{MAX_SECRET_CHARS} characters")
+    alias = _alias(name)
+    _check_existing_alias(alias, name, owner, secret)
+
+    size, sha256 = _file_digest(package)
+    head = _get(keys.resource_pk(owner, name), keys.head_sk(EXECUTOR))
+    if head is not None and (head.current or {}).get("sha256") == sha256:
+        pushed, version = False, int(head.counter)
+    else:
+        pushed, version = True, _push_file(owner, name, package, size, sha256, public)
+
+    created = False
+    if alias is None:
+        model = items()
+        item = model(keys.resource_pk(keys.LEGACY_NS, name), keys.legacy_executor_sk(),
+                     kind=EXECUTOR, name=name, namespace=owner, owner=owner,
+                     secret_hash=hash_secret(secret), created_at=registry.now_iso())
+        from pynamodb.exceptions import PutError
+
+        try:
+            item.save(model.pk.does_not_exist())
+            created = True
+        except PutError:
+            _check_existing_alias(_alias(name), name, owner, secret)  # imported concurrently
+    return {"name": name, "full_name": f"{owner}/{name}", "version": version, "pushed": pushed,
+            "alias_created": created, "sha256": sha256, "size": size}
+
+
+def _check_existing_alias(alias: Item | None, name: str, owner: str, secret: str) -> None:
+    if alias is None:
+        return
+    if alias.owner != owner:
+        raise Conflict(f"legacy executor '{name}' already belongs to '{alias.owner}'")
+    if not verify_secret(secret, alias.secret_hash):
+        raise Conflict(f"legacy executor '{name}' already exists with another secret")
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    hasher, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()
+
+
+def _push_file(owner: str, name: str, path: Path, size: int, sha256: str, public: bool) -> int:
+    """Push a package file as the owner would (start, PUT the parts, complete)."""
+    import urllib.request
+
+    body: dict[str, Any] = {"size": size, "sha256": sha256}
+    if public:
+        body["visibility"] = "public"
+    plan = registry.start_upload(None, EXECUTOR, owner, name, body, owner_ns=owner)
+    parts = []
+    with path.open("rb") as fh:
+        for part in plan["parts"]:
+            fh.seek((part["part_number"] - 1) * plan["part_size"])
+            data = fh.read(int(part["headers"]["Content-Length"]))
+            # urllib would label the body a form otherwise (and a form is not what was signed)
+            headers = {"Content-Type": "application/octet-stream", **part["headers"]}
+            request = urllib.request.Request(part["url"], data=data, method="PUT",
+                                             headers=headers)
+            with urllib.request.urlopen(request, timeout=300) as resp:  # noqa: S310 - presigned
+                parts.append({"part_number": part["part_number"], "etag": resp.headers["ETag"]})
+    info = registry.complete_upload(None, EXECUTOR, owner, name, plan["upload_id"],
+                                    {"parts": parts}, owner_ns=owner)
+    return int(info["version"])
