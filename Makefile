@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test bench lint clean
+.PHONY: dev test bench lint package clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+STAGE ?= prod
+package: $(STAMP)
+	mkdir -p build
+	$(PY) infra/package.py build/merged-template.yaml
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --merge-template build/merged-template.yaml build/package
+
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build

@@ -8,9 +8,10 @@ from __future__ import annotations
 import functools
 import uuid
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import http
+from chalicelib.config import BLOB_EVENTS_QUEUE, table_stream_arn
 from chalicelib.errors import NshubError, NotFound
 from chalicelib.observability import logger, metrics
 
@@ -315,21 +316,12 @@ def on_image_build_state(event):
 
 # ---- events
 # S3 notifications (via SQS), the table stream and the hourly reconciler. Thin: parse the
-# event, call chalicelib/cleanup.py, return the partial batch response (Lambda honours it
-# only with FunctionResponseTypes: [ReportBatchItemFailures] on the mapping, which Chalice
-# cannot set: the merged template sets it). Chalice needs literal event sources at package
-# time: the queue is the one infra/template.yaml creates for stage dev; the stream ARN comes
-# from the packaging environment, and the merged template should point both at the stack's
-# own resources (!GetAtt EventsQueue.Arn, !GetAtt Table.StreamArn).
-
-import os as _os  # noqa: E402
-
-from chalice import Rate  # noqa: E402
-
-BLOB_EVENTS_QUEUE = "nshub-dev-blob-events"
-TABLE_STREAM_ARN = _os.environ.get("NSHUB_TABLE_STREAM_ARN") or (
-    "arn:aws:dynamodb:us-east-1:123456789012:table/nshub-dev/stream/set-at-package-time"
-)
+# event, call chalicelib/cleanup.py, return the partial batch response. Lambda honours that
+# response only with FunctionResponseTypes: [ReportBatchItemFailures] on the mapping, which
+# Chalice cannot set, and Chalice wants literal event sources at package time (the queue of
+# stage dev; the stream ARN from the packaging environment): `make package` merges
+# infra/functions.yaml, which sets both mappings' FunctionResponseTypes, the queue's stage
+# and `Stream: !GetAtt Table.StreamArn`. The dev stack's pump calls these directly.
 
 
 def _flushed(result):
@@ -345,7 +337,7 @@ def on_blob_event(event):
     return _flushed(cleanup.handle_blob_events(event.to_dict()["Records"]))
 
 
-@app.on_dynamodb_record(stream_arn=TABLE_STREAM_ARN, batch_size=100,
+@app.on_dynamodb_record(stream_arn=table_stream_arn(), batch_size=100,
                         starting_position="TRIM_HORIZON")
 def on_table_change(event):
     from chalicelib import cleanup, executors

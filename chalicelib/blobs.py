@@ -177,8 +177,7 @@ def digest_object(key: str, keep_copy: bool = False) -> Digest | None:
         raise
     hasher, size = hashlib.sha256(), 0
     copy = tempfile.TemporaryFile() if keep_copy else None
-    body = resp["Body"]
-    for chunk in iter(lambda: body.read(READ_CHUNK), b""):
+    for chunk in _read_ahead(resp["Body"]):
         hasher.update(chunk)
         size += len(chunk)
         if copy is not None:
@@ -186,3 +185,43 @@ def digest_object(key: str, keep_copy: bool = False) -> Digest | None:
     if copy is not None:
         copy.seek(0)
     return Digest(size=size, sha256=hasher.hexdigest(), copy=copy)
+
+
+def _read_ahead(body: Any, depth: int = 4) -> Any:
+    """The body's chunks, read on a second thread while the caller hashes the previous ones
+    (socket reads and sha256 both release the GIL); at most `depth` chunks wait in memory."""
+    import queue
+    import threading
+
+    chunks: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone
+
+    def reader() -> None:
+        try:
+            for chunk in iter(lambda: body.read(READ_CHUNK), b""):
+                if not offer(chunk):
+                    return
+            offer(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        body.close()
+        thread.join(timeout=5)

@@ -217,7 +217,8 @@ def handle_object_created(record: dict, now: float | None = None) -> str:
     key = unquote_plus(s3["object"]["key"])
     size = s3["object"].get("size")
     claim = judge(key, _epoch(record.get("eventTime"), now), now)
-    if claim.state == "live" and size is not None and int(size) != int(claim.upload.size):
+    if claim.state == "live" and size is not None and claim.upload.size is not None \
+            and int(size) != int(claim.upload.size):
         # Cannot happen with S3 checking the signed length and checksum; worth an alarm.
         logger.error("stored object differs from its record", extra={"key": key})
         _count("IntegrityErrors", 1)
@@ -252,52 +253,30 @@ def handle_blob_events(records: Iterable[dict]) -> dict:
 # ---------------------------------------------------------------- the table stream
 
 
-def _attr(value: dict) -> Any:
-    """One DynamoDB-JSON value of a Lambda stream image (binary stays base64)."""
-    (tag, raw), = value.items()
-    if tag == "N":
-        return float(raw) if any(c in raw for c in ".eE") else int(raw)
-    if tag == "NS":
-        return {_attr({"N": x}) for x in raw}
-    if tag == "M":
-        return {k: _attr(v) for k, v in raw.items()}
-    if tag == "L":
-        return [_attr(v) for v in raw]
-    if tag == "NULL":
-        return None
-    if tag == "SS":
-        return set(raw)
-    return raw  # S, B, BOOL, BS
-
-
-def image(record: dict, which: str) -> dict[str, Any]:
-    return {k: _attr(v) for k, v in (record.get("dynamodb", {}).get(which) or {}).items()}
-
-
-def _as_upload(attrs: dict[str, Any]) -> Item:
-    """An upload item rebuilt from a stream image (the item itself may be gone)."""
-    upload = items()(attrs["pk"], attrs["sk"])
-    for name in ("blob_key", "s3_upload_id", "state", "generation", "upload_id", "size"):
-        setattr(upload, name, attrs.get(name))
-    upload.version = attrs.get("version")
-    upload.expires_at = attrs.get("expires_at")
-    return upload
+def stream_image(record: dict, which: str) -> Item | None:
+    """The item a stream record carries (`OldImage` / `NewImage`), or None."""
+    raw = (record.get("dynamodb") or {}).get(which)
+    return items().from_raw_data(raw) if raw else None
 
 
 def handle_table_change(record: dict) -> str:
     """One stream record. Returns what happened (for logs and tests)."""
     event = record.get("eventName")
-    old, new = image(record, "OldImage"), image(record, "NewImage")
-    sk = (new or old).get("sk") or record["dynamodb"]["Keys"]["sk"]["S"]
-    what = keys.parse_sk(sk)
-    if what["type"] == "head":
-        if event == "REMOVE" and old.get("generation"):
-            return drop_generation(old["pk"], what["kind"], old["generation"])
-        if event in ("INSERT", "MODIFY") and int(new.get("counter") or 0) > int(old.get("counter") or 0):
-            return apply_retention(new["pk"], what["kind"], new.get("generation"))
+    old, new = stream_image(record, "OldImage"), stream_image(record, "NewImage")
+    item = new or old
+    if item is None:
         return "ignored"
-    if what["type"] == "upload" and event == "REMOVE" and old.get("state") == "pending":
-        return release_pending_upload(_as_upload(old))
+    what = keys.parse_sk(item.sk)
+    if what["type"] == "head":
+        if event == "REMOVE" and old is not None and old.generation:
+            return drop_generation(old.pk, what["kind"], old.generation)
+        if event in ("INSERT", "MODIFY") and new is not None:
+            before = int(old.counter or 0) if old is not None else 0
+            if int(new.counter or 0) > before:  # a push: retention may apply
+                return apply_retention(new.pk, what["kind"], new.generation)
+        return "ignored"
+    if what["type"] == "upload" and event == "REMOVE" and old is not None and old.state == "pending":
+        return release_pending_upload(old)
     return "ignored"
 
 
@@ -330,6 +309,8 @@ def release_pending_upload(upload: Item) -> str:
     claim = judge(key, time.time())
     if claim.claimed:
         return "kept"
+    if claim.state == "expired" and claim.upload is not None and not _release_expired(claim.upload):
+        return "kept"  # the record is still there and completed meanwhile
     if upload.s3_upload_id:
         blobs.abort_multipart(key, upload.s3_upload_id)
     size = blobs.object_size(key)
@@ -476,8 +457,8 @@ def judge_multipart(key: str, s3_upload_id: str, initiated: float, now: float,
     upload = _get(ref.pk, ref.upload_sk)
     if upload is None:
         return "unclaimed"
-    if upload.s3_upload_id != s3_upload_id:
-        return "not-the-record's"
+    if upload.s3_upload_id is not None and upload.s3_upload_id != s3_upload_id:
+        return "not-the-record's"  # (a record without one is still starting: it claims)
     if upload.state == "completed":
         return "completed"
     expires = upload.expires_at

@@ -15,6 +15,16 @@ from typing import Any
 GiB = 1024**3
 MiB = 1024**2
 
+# Chalice needs literal event sources when it packages the functions; `make package` merges
+# infra/functions.yaml, which points both mappings at the stack's own queue and stream.
+BLOB_EVENTS_QUEUE = "nshub-dev-blob-events"
+
+
+def table_stream_arn() -> str:
+    return os.environ.get("NSHUB_TABLE_STREAM_ARN") or (
+        "arn:aws:dynamodb:us-east-1:123456789012:table/nshub-dev/stream/set-at-package-time"
+    )
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()

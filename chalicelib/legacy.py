@@ -60,7 +60,10 @@ def import_array(name: str, owner: str, path: Path, public: bool = False) -> dic
             return {"imported": False, "name": name, "sha256": sha256, "size": size}
         raise Conflict(f"legacy array '{name}' already exists with other content or owner")
 
-    upload_id = sha256[:32]  # the same file always lands on the same key
+    # A fresh key per import: a re-import after a delete never shares bytes with the old
+    # generation's cleanup (a crash before the records are written leaves an orphan that
+    # the reconciler removes).
+    upload_id = uuid.uuid4().hex
     blob_key = keys.blob_key(ARRAY, ns, name, upload_id)
     get_aws().s3.upload_file(str(path), get_settings().bucket_name, blob_key)
     stamp = registry.now_iso()

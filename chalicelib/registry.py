@@ -343,22 +343,30 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
     part_sha256 = _check_part_sha256(body.get("part_sha256"), count) if count > 1 else None
     upload_id = uuid.uuid4().hex
     key = keys.blob_key(kind, ns, name, upload_id)
-    if count == 1:
-        s3_upload_id = None
-        parts = [blobs.presign_single_put(key, size, sha256)]
-    else:
-        s3_upload_id = blobs.start_multipart(key, part_checksums=part_sha256 is not None)
-        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size,
-                                        part_sha256=part_sha256)
     expires_at = int(time.time()) + settings.upload_ttl_seconds
-    items()(
+    model = items()
+    # The record comes first: no object or multipart upload at this key ever exists without
+    # a record that claims it, so cleanup cannot mistake a starting upload for an orphan.
+    upload = model(
         keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id),
         kind=kind, namespace=ns, name=name, owner=owner_ns or ns, upload_id=upload_id,
-        size=size, sha256=sha256, blob_key=key, s3_upload_id=s3_upload_id,
-        part_size=part_size, part_count=count, state="pending", request=request,
-        part_sha256=part_sha256,
-        created_at=now_iso(), expires_at=expires_at,
-    ).save(items().pk.does_not_exist())
+        size=size, sha256=sha256, blob_key=key, part_size=part_size, part_count=count,
+        state="pending", request=request, part_sha256=part_sha256, created_at=now_iso(),
+        expires_at=expires_at,
+    )
+    upload.save(model.pk.does_not_exist())
+    if count == 1:
+        parts = [blobs.presign_single_put(key, size, sha256)]
+    else:
+        try:
+            s3_upload_id = blobs.start_multipart(key, part_checksums=part_sha256 is not None)
+            upload.update([model.s3_upload_id.set(s3_upload_id)],
+                          condition=model.state == "pending")
+        except Exception:
+            upload.delete()
+            raise
+        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size,
+                                        part_sha256=part_sha256)
     return {
         "upload_id": upload_id,
         "part_size": part_size,

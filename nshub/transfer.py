@@ -56,14 +56,18 @@ def source_size(opener: Opener) -> int:
 
 
 def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
-    """(size, sha256, [sha256 of each part_size piece]) in one streaming pass."""
+    """(size, sha256, [sha256 of each part_size piece]) in one streaming pass.
+
+    The two digests run side by side: hashlib releases the GIL on large buffers, so the whole
+    file's digest is computed on a second thread while this one computes the part's."""
     whole, part = hashlib.sha256(), hashlib.sha256()
     parts: list[str] = []
     size = in_part = 0
-    with opener() as fh:
+    with opener() as fh, ThreadPoolExecutor(max_workers=1) as pool:
         while chunk := fh.read(min(settings.CHUNK_SIZE, part_size - in_part)):
-            whole.update(chunk)
+            pending = pool.submit(whole.update, chunk)
             part.update(chunk)
+            pending.result()
             size += len(chunk)
             in_part += len(chunk)
             if in_part == part_size:
