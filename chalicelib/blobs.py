@@ -158,6 +158,16 @@ def delete_object(key: str) -> None:
     get_aws().s3.delete_object(Bucket=get_settings().bucket_name, Key=key)
 
 
+def file_digest(path: Any) -> tuple[int, str]:
+    """(size, sha256 hex) of a local file, read in bounded pieces."""
+    hasher, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()
+
+
 @dataclass
 class Digest:
     size: int

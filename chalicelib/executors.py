@@ -26,7 +26,7 @@ import secrets
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chalicelib import keys, registry
+from chalicelib import blobs, keys, registry
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
@@ -463,7 +463,7 @@ def import_legacy_executor(name: str, owner: str, secret: str, package: Path,
     alias = _alias(name)
     _check_existing_alias(alias, name, owner, secret)
 
-    size, sha256 = _file_digest(package)
+    size, sha256 = blobs.file_digest(package)
     head = _get(keys.resource_pk(owner, name), keys.head_sk(EXECUTOR))
     if head is not None and (head.current or {}).get("sha256") == sha256:
         pushed, version = False, int(head.counter)
@@ -494,15 +494,6 @@ def _check_existing_alias(alias: Item | None, name: str, owner: str, secret: str
         raise Conflict(f"legacy executor '{name}' already belongs to '{alias.owner}'")
     if not verify_secret(secret, alias.secret_hash):
         raise Conflict(f"legacy executor '{name}' already exists with another secret")
-
-
-def _file_digest(path: Path) -> tuple[int, str]:
-    hasher, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(8 << 20), b""):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher.hexdigest()
 
 
 def _push_file(owner: str, name: str, path: Path, size: int, sha256: str, public: bool) -> int:

@@ -6,12 +6,11 @@ name, and can be pulled but never updated. Operators bring them in with
 """
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
 
-from chalicelib import keys, registry
+from chalicelib import blobs, keys, registry
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, LegacyReadOnly
@@ -32,15 +31,6 @@ def refuse_array_push(name: str) -> None:
     )
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
-    hasher, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(8 << 20), b""):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher.hexdigest()
-
-
 def import_array(name: str, owner: str, path: Path, public: bool = False) -> dict[str, Any]:
     """Register a pre-namespace array under its bare name. Running it twice is harmless."""
     from pynamodb.exceptions import TransactWriteError
@@ -48,7 +38,7 @@ def import_array(name: str, owner: str, path: Path, public: bool = False) -> dic
 
     check_name(name)
     check_namespace(owner)
-    size, sha256 = _file_digest(path)
+    size, sha256 = blobs.file_digest(path)
     ns, pk = keys.LEGACY_NS, keys.resource_pk(keys.LEGACY_NS, name)
     model = items()
     try:
