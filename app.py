@@ -6,6 +6,7 @@ a cold start imports little.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 
 from chalice import Chalice, Rate, Response
@@ -98,7 +99,7 @@ def int_query(name: str) -> int | None:
     raw = query(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) < 1:
         raise InvalidRequest(f"{name} must be a positive integer")
     return int(raw)
 
@@ -294,6 +295,14 @@ def complete_legacy_executor_upload(name, upload_id):
     from chalicelib import executors
 
     return executors.complete_legacy_upload(caller(), name, executor_secret(), upload_id, body())
+
+
+@route("/v1/legacy/executors/{name}/uploads/{upload_id}/parts", methods=["POST"])
+def refresh_legacy_executor_part_urls(name, upload_id):
+    from chalicelib import executors
+
+    return executors.refresh_legacy_part_urls(caller(), name, executor_secret(), upload_id,
+                                              body(required=False))
 
 
 @route("/v1/legacy/executors/{name}/uploads/{upload_id}", methods=["DELETE"])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from chalicelib.errors import Unauthorized
+from chalicelib.names import NAMESPACE_RE, RESERVED_NAMESPACES
 
 JWKS_REFETCH_SECONDS = 60
 LEEWAY_SECONDS = 30
@@ -115,7 +116,12 @@ class TokenVerifier:
             raise bad
         if audience != self.client_id or not isinstance(username, str) or not username:
             raise bad
-        return Caller(username=username.lower(), via=use)
+        username = username.lower()
+        if not NAMESPACE_RE.match(username) or username in RESERVED_NAMESPACES:
+            # An account made around our sign-up (straight through Cognito) with a name that
+            # is not a namespace of its own, e.g. `legacy`: it may not act as anyone.
+            raise Unauthorized(f"the account '{username}' has no valid namespace: sign up again")
+        return Caller(username=username, via=use)
 
 
 def bearer_token(headers: dict[str, str]) -> str | None:

@@ -380,6 +380,10 @@ def drop_generation(pk: str, kind: str, generation: str) -> str:
     versions = _generation_versions(pk, kind, generation)
     deleted = sum(_drop_version(pk, kind, generation, v) for v in versions.values())
     _count("BlobsDeleted", deleted)
+    if kind == "executor":
+        from chalicelib.executors import forget_images
+
+        forget_images(pk)
     logger.info("dropped a deleted generation", extra={
         "pk": pk, "generation": generation, "versions": len(versions)})
     return "dropped"
@@ -406,6 +410,10 @@ def apply_retention(pk: str, kind: str, generation: str | None) -> str:
     expired = select_expired(versions, retention, keep)
     deleted = sum(_drop_version(pk, kind, generation, versions[n]) for n in expired)
     _count("BlobsDeleted", deleted)
+    if kind == "executor" and expired:
+        from chalicelib.executors import forget_images
+
+        forget_images(pk, expired)
     if expired:
         logger.info("retention dropped versions", extra={"pk": pk, "versions": expired})
     return "retained"

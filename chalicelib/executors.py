@@ -68,6 +68,30 @@ ECR_REPOSITORY_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:
 ENV_VERSION_PK, ENV_VERSION_SK = "NSHUB_VERSION_PK", "NSHUB_VERSION_SK"
 
 
+def forget_images(pk: str, versions: list[int] | None = None) -> int:
+    """Images of dropped versions stop being pullable: the `v{n}` tags of `versions`, or the
+    whole repository when the executor itself was deleted (versions None), so a re-push of
+    the name never exposes the old generation's images. Returns the number of tags removed."""
+    from botocore.exceptions import ClientError
+
+    repository = keys.image_repository(*keys.parse_resource_pk(pk))
+    ecr = get_aws().client("ecr")
+    try:
+        if versions is None:
+            ecr.delete_repository(repositoryName=repository, force=True)
+            return 1
+        if not versions:
+            return 0
+        result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
+            {"imageTag": f"v{n}"} for n in versions])
+        return len(result.get("imageIds", []))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("RepositoryNotFoundException",
+                                                         "InvalidParameterException"):
+            return 0  # never built (or a name ECR refuses): nothing to forget
+        raise
+
+
 def handle_stream_record(record: dict) -> str | None:
     """One table-stream record (Lambda's shape). An INSERT of an executor version starts its
     image build (returns the build id); every other record is ignored (returns None)."""
@@ -440,6 +464,13 @@ def complete_legacy_upload(caller: Caller | None, name: str, secret: str | None,
                                     owner_ns=alias.owner)
     info["legacy"] = True
     return info
+
+
+def refresh_legacy_part_urls(caller: Caller | None, name: str, secret: str | None,
+                             upload_id: str, body: dict) -> dict[str, Any]:
+    alias = _legacy_pusher(caller, name, secret)
+    return registry.refresh_part_urls(None, EXECUTOR, alias.owner, alias.name, upload_id, body,
+                                      owner_ns=alias.owner)
 
 
 def abort_legacy_upload(caller: Caller | None, name: str, secret: str | None,

@@ -16,7 +16,7 @@ def json_body(raw: bytes | None, required: bool = True) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the body is not valid JSON: send a JSON object") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")

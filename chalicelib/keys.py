@@ -52,6 +52,12 @@ def resource_pk(ns: str, name: str) -> str:
     return f"{ns}#{name.lower()}"
 
 
+def parse_resource_pk(pk: str) -> tuple[str, str]:
+    """(namespace, lower-cased name) of a resource partition key."""
+    ns, _, name = pk.partition("#")
+    return ns, name
+
+
 def head_sk(kind: str) -> str:
     return f"{kind}#{HEAD}"
 

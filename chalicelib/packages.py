@@ -74,10 +74,12 @@ def validate_executor_package(
     jtype = config.get("jtype")
     if not isinstance(jtype, str) or not jtype.strip():
         raise InvalidPackage("config.yml has no `jtype`: add e.g. `jtype: MyExecutor` and push again")
+    if len(jtype) > 200:
+        raise InvalidPackage("config.yml `jtype` is longer than 200 characters")
     metas = config.get("metas")
     name = None
     if isinstance(metas, dict) and isinstance(metas.get("name"), str) and metas["name"].strip():
-        name = metas["name"].strip()
+        name = metas["name"].strip()[:200]
 
     manifest = None
     if "manifest.yml" in small:
@@ -285,21 +287,31 @@ def _load_yaml(path: str, raw: bytes):
         raise InvalidPackage(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
 
 
+# The manifest is stored with every version (twice: version and head): keep it small.
+MAX_DESCRIPTION, MAX_URL, MAX_KEYWORDS, MAX_KEYWORD = 2000, 500, 30, 50
+
+
 def _manifest(data) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise InvalidPackage("manifest.yml must be a mapping (description, keywords, url)")
     out: dict = {}
-    for key in ("description", "url"):
+    for key, limit in (("description", MAX_DESCRIPTION), ("url", MAX_URL)):
         if data.get(key) is not None:
             if not isinstance(data[key], str):
                 raise InvalidPackage(f"manifest.yml `{key}` must be a string")
+            if len(data[key]) > limit:
+                raise InvalidPackage(f"manifest.yml `{key}` is longer than {limit} characters")
             out[key] = data[key]
     if data.get("keywords") is not None:
         kw = data["keywords"]
         if not isinstance(kw, list) or not all(isinstance(k, str) for k in kw):
             raise InvalidPackage("manifest.yml `keywords` must be a list of strings")
+        if len(kw) > MAX_KEYWORDS or any(len(k) > MAX_KEYWORD for k in kw):
+            raise InvalidPackage(
+                f"manifest.yml `keywords`: at most {MAX_KEYWORDS}, of {MAX_KEYWORD} characters each"
+            )
         out["keywords"] = kw
     return out
 

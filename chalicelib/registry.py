@@ -27,6 +27,7 @@ from chalicelib.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    LegacyReadOnly,
     NotFound,
     SizeMismatch,
     TagProtected,
@@ -69,6 +70,8 @@ def require_caller(caller: Caller | None) -> Caller:
 
 def require_owner_namespace(caller: Caller | None, ns: str) -> Caller:
     caller = require_caller(caller)
+    if ns == keys.LEGACY_NS:
+        raise LegacyReadOnly("legacy resources cannot be updated: push 'your-namespace/NAME'")
     if caller.namespace != ns:
         raise Forbidden(f"you can only push into your own namespace '{caller.namespace}'")
     return caller
@@ -88,6 +91,7 @@ def not_found(kind: str, ns: str | None, name: str) -> NotFound:
 
 
 def _readable_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
+    check_namespace(ns)
     head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
     if head is None or not can_read(caller, head):
         raise not_found(kind, ns, name)
@@ -238,15 +242,21 @@ def _encode_cursor(lek: dict | None, scope: str) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None, scope: str) -> dict | None:
+def _decode_cursor(cursor: str | None, scope: str, fields: dict[str, str | None]) -> dict | None:
+    """The start key a cursor carries, if it belongs to this listing: the same scope, exactly
+    the key attributes of the index (`fields`: name -> the value it must have, or None)."""
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
         lek = data["k"]
-        ok = data["s"] == scope and isinstance(lek, dict)
-    except (ValueError, KeyError, TypeError):
+        ok = data["s"] == scope and isinstance(lek, dict) and set(lek) == set(fields)
+        for attr, expected in fields.items():
+            value = lek[attr]["S"]
+            ok = ok and isinstance(value, str) and 0 < len(value) <= 1024 and \
+                (expected is None or value == expected)
+    except (ValueError, KeyError, TypeError, RecursionError):
         ok = False
     if not ok:
         raise InvalidRequest("the cursor is not valid for this listing: start again without it")
@@ -270,11 +280,15 @@ def list_resources(caller: Caller | None, kind: str, ns: str, limit: Any = None,
     check_namespace(ns)
     owner = caller is not None and caller.namespace == ns
     scope = f"{kind}#{ns}#{'all' if owner else 'public'}"
-    lek = _decode_cursor(cursor, scope)
+    gsi_pk = keys.list_gsi_pk(kind, ns)
+    lek = _decode_cursor(cursor, scope, {"pk": None, "sk": None, "gsi1pk": gsi_pk,
+                                         "gsi1sk": None})
+    if lek and not owner and not lek["gsi1sk"]["S"].startswith("public#"):
+        raise InvalidRequest("the cursor is not valid for this listing: start again without it")
     model = items()
     condition = None if owner else model.gsi1sk.startswith("public#")
     result = model.list_index.query(
-        keys.list_gsi_pk(kind, ns), condition, limit=_limit(limit),
+        gsi_pk, condition, limit=_limit(limit),
         page_size=_limit(limit), last_evaluated_key=lek,
     )
     found = [_info(kind, head, head.current, head.metadata) for head in result]
@@ -287,7 +301,7 @@ def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: A
     head = _readable_head(caller, kind, ns, name)
     prefix = keys.version_prefix(kind, head.generation)
     scope = f"{prefix}{ns}#{name.lower()}"
-    lek = _decode_cursor(cursor, scope)
+    lek = _decode_cursor(cursor, scope, {"pk": keys.resource_pk(ns, name), "sk": None})
     model = items()
     result = model.query(
         keys.resource_pk(ns, name), model.sk.startswith(prefix), scan_index_forward=False,
@@ -456,18 +470,18 @@ def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id
 
 
 def _discard_upload(upload: Item) -> None:
-    """Forget a pending upload and its bytes: nothing of it stays claimed."""
+    """Forget a pending upload and its bytes: nothing of it stays claimed. The record goes
+    first, on the condition that it is still pending: a complete that committed meanwhile
+    keeps its bytes."""
+    from pynamodb.exceptions import DeleteError
+
+    try:
+        upload.delete(items().state == "pending")
+    except DeleteError:
+        return  # completed meanwhile: the version owns the bytes now
     if upload.s3_upload_id:
         blobs.abort_multipart(upload.blob_key, upload.s3_upload_id)
     blobs.delete_object(upload.blob_key)
-    model = items()
-    try:
-        upload.delete(model.state == "pending")
-    except Exception as exc:  # completed meanwhile: the version keeps its bytes
-        from pynamodb.exceptions import DeleteError
-
-        if not isinstance(exc, DeleteError):
-            raise
 
 
 def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
@@ -569,7 +583,11 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
                           (model.counter == head.counter) & (model.generation == generation))
         try:
             with TransactWrite(connection=model._get_connection().connection) as tx:
-                tx.save(new_head, condition=head_condition)
+                if head is None:
+                    tx.save(new_head, condition=head_condition)
+                else:  # only what the push changes: a PATCH made meanwhile is kept
+                    tx.update(head, actions=_head_changes(new_head, request),
+                              condition=head_condition)
                 tx.save(version_item, condition=model.pk.does_not_exist())
                 tx.update(upload, actions=[
                     model.state.set("completed"), model.version.set(version),
@@ -587,6 +605,22 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
             raise
         return _info(kind, new_head, record, new_head.metadata)
     raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
+
+
+def _head_changes(new_head: Item, request: dict) -> list:
+    model = items()
+    actions = [model.counter.set(new_head.counter), model.current.set(new_head.current),
+               model.updated_at.set(new_head.updated_at)]
+    if request.get("visibility"):
+        actions += [model.visibility.set(new_head.visibility), model.gsi1sk.set(new_head.gsi1sk)]
+    if request.get("metadata") is not None:
+        actions.append(model.metadata.set(new_head.metadata))
+    if new_head.kind == "executor":
+        actions += [model.tags.set(new_head.tags), model.image_status.remove(),
+                    model.image_build_id.remove(), model.image_log_url.remove()]
+        if new_head.protected_tags:
+            actions.append(model.protected_tags.set(new_head.protected_tags))
+    return actions
 
 
 def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str,

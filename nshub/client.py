@@ -511,7 +511,9 @@ def _verify(got_size: int, digest: Any, info: dict, what: str) -> None:
     if got_size != size:
         raise IntegrityError(f"{what}: got {got_size} bytes, the registry declared {size}")
     expected = info.get("sha256")
-    if expected and digest.hexdigest() != expected.lower():
+    if not isinstance(expected, str) or not expected:
+        raise IntegrityError(f"{what}: the registry gave no sha256 to check the download against")
+    if digest.hexdigest() != expected.lower():
         raise IntegrityError(
             f"{what}: the sha256 of the download ({digest.hexdigest()[:12]}...) does not match "
             f"the registry's ({expected[:12]}...)"

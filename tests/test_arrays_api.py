@@ -326,3 +326,54 @@ def test_declared_part_digests_are_signed_into_each_part(api, users, aws_env):
                   {"part_sha256": "x"}):
         r = start(api, t, "alice/parts", data, **extra)
         assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest"), extra
+
+
+def test_hostile_requests_are_400_never_500(api, users):
+    """Inputs found in review: each once answered 500."""
+    import base64
+    import json
+
+    t = token(users, "alice")
+    push(api, t, "alice/ds", b"x", visibility="public")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = api.post("/v1/auth/signup", data=deep, headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest")
+    for version in ("\u00b2", "9" * 5000, "-1", "1.0"):
+        assert api.get("/v1/arrays/alice/ds", token=t, params={"version": version}).status_code == 400
+    assert api.get("/v1/arrays/" + "a" * 3000 + "/ds", token=t).status_code == 400
+
+    def cursor(scope, key):
+        raw = json.dumps({"s": scope, "k": key}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    forged = [
+        cursor("array#alice#public", {"x": {"S": "1"}}),
+        cursor("array#alice#public", {"pk": {"S": "bob#x"}, "sk": {"S": "array#HEAD"},
+                                      "gsi1pk": {"S": "array#bob"}, "gsi1sk": {"S": "public#x"}}),
+        cursor("array#alice#public", {"pk": {"S": "alice#x"}, "sk": {"S": "array#HEAD"},
+                                      "gsi1pk": {"S": "array#alice"}, "gsi1sk": {"S": "private#x"}}),
+        cursor("array#alice#public", {"pk": {"N": "1"}, "sk": {"S": "a"}, "gsi1pk": {"S": "b"},
+                                      "gsi1sk": {"S": "c"}}),
+    ]
+    for c in forged:
+        r = api.get("/v1/arrays/alice", token=users["bob"]["id_token"], params={"cursor": c})
+        assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest"), c
+    r = api.get("/v1/arrays/alice/ds/versions", token=t,
+                params={"cursor": cursor("array#G#x#V#alice#ds", {"pk": {"S": "bob#ds"}})})
+    assert r.status_code == 400
+
+
+def test_a_push_without_visibility_keeps_the_current_one(api, users):
+    """A push that does not ask for a visibility leaves the resource's as it is, including a
+    change made while its bytes were in flight (the commit writes only what the push
+    changes)."""
+    t = token(users, "alice")
+    push(api, t, "alice/kept", b"one", visibility="public")
+    plan = start(api, t, "alice/kept", b"two").json()
+    parts = put_parts(plan, b"two")
+    assert api.patch("/v1/arrays/alice/kept", token=t, json={"visibility": "private"}).status_code == 200
+    r = api.post(f"/v1/arrays/alice/kept/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert r.status_code == 200
+    assert api.get("/v1/arrays/alice/kept", token=t).json()["visibility"] == "private"
+    assert api.get("/v1/arrays/alice/kept", token=users["bob"]["id_token"]).status_code == 404

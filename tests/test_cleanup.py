@@ -512,3 +512,34 @@ def test_the_scheduled_reconciler_runs(aws_env, grace):
              "resources": [], "detail": {}}
     summary = app.reconcile(event, FakeLambdaContext())
     assert summary["deleted"] == 1 and blob_keys(aws_env) == set()
+
+
+def test_images_of_dropped_executor_versions_go(api, users, pump, aws_env, tmp_path):
+    """Retention untags the images of the versions it drops; deleting the executor deletes its
+    repository, so a re-push of the name never exposes the old generation's images."""
+    from chalicelib.config import get_aws
+    from tests.executor_packages import package, push_executor
+
+    ecr = get_aws().client("ecr")
+    token = users["alice"]["id_token"]
+
+    def image_tags():
+        found = ecr.list_images(repositoryName="nshub/alice/exec")["imageIds"]
+        return sorted(i["imageTag"] for i in found if "imageTag" in i)
+
+    for n in range(1, 8):
+        assert push_executor(api, token, "alice/exec", package(tmp_path, str(n))).status_code == 200
+        pump.drain()  # the build trigger creates the repository; stand in for CodeBuild's push
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": 1, "digest": f"sha256:{n:064x}"},
+            "layers": []})
+        ecr.put_image(repositoryName="nshub/alice/exec", imageManifest=manifest,
+                      imageTag=f"v{n}")
+    assert image_tags() == ["v3", "v4", "v5", "v6", "v7"]
+    assert api.delete("/v1/executors/alice/exec", token=token).status_code == 204
+    pump.drain()
+    names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    assert "nshub/alice/exec" not in names

@@ -262,3 +262,16 @@ def test_a_namespaced_push_is_seen_by_legacy_pulls(api, users, imported, tmp_pat
 def test_start_with_the_secret_goes_through_the_owners_upload_rules(api, users, imported):
     r = start(api, None, "alice/OldExec", b"x" * 10, kind="executors")
     assert r.status_code == 401  # the namespaced route still needs alice's token
+
+
+def test_legacy_push_can_renew_its_part_urls(api, users, imported, tmp_path):
+    data = package(tmp_path, "3")
+    headers = {"X-Executor-Secret": SECRET}
+    plan = api.post("/v1/legacy/executors/OldExec/uploads", headers=headers,
+                    json={"size": len(data), "sha256": sha(data)}).json()
+    path = f"/v1/legacy/executors/OldExec/uploads/{plan['upload_id']}"
+    r = api.post(path + "/parts", headers=headers, json={"part_numbers": [1]})
+    assert r.status_code == 200 and len(r.json()["parts"]) == 1
+    assert api.post(path + "/parts", headers={"X-Executor-Secret": "wrong"}, json={}).status_code == 404
+    parts = put_parts({**plan, "parts": r.json()["parts"]}, data)
+    assert api.post(path + "/complete", headers=headers, json={"parts": parts}).status_code == 200

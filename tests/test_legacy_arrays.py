@@ -58,7 +58,7 @@ def test_pushing_to_a_legacy_name_is_refused(api, users, tmp_path):
     # nobody can push into the reserved namespace that holds legacy arrays
     r = api.post("/v1/arrays/legacy/fashion_mnist/uploads", token=users["alice"]["id_token"],
                  json={"size": 1, "sha256": "0" * 64})
-    assert r.status_code == 403
+    assert (r.status_code, r.headers["X-Error-Code"]) == (409, "LegacyReadOnly")
 
 
 def test_legacy_arrays_do_not_collide_with_namespaced_ones(api, users, tmp_path):

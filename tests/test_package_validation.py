@@ -320,3 +320,22 @@ def test_bad_manifest(manifest, match):
 
 def test_empty_manifest_is_an_empty_summary():
     assert check(build_zip(good_entries(**{"manifest.yml": ""})))["manifest"] == {}
+
+
+def test_oversized_manifest_fields_are_refused(tmp_path):
+    """The manifest is stored with every version: fields of any size would break the item."""
+    import io
+    import zipfile
+
+    from chalicelib.errors import InvalidPackage
+    from chalicelib.packages import validate_executor_package
+
+    for manifest in ("description: " + "x" * 3000, "keywords: [" + ", ".join(["k"] * 40) + "]",
+                     "url: " + "u" * 600):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("config.yml", "jtype: MyExecutor\n")
+            zf.writestr("manifest.yml", manifest + "\n")
+        buf.seek(0)
+        with pytest.raises(InvalidPackage, match="manifest.yml"):
+            validate_executor_package(buf)

@@ -146,3 +146,26 @@ def test_injected_key_source(aws_env, users):
         assert seen == [aws_env["NSHUB_JWKS_URL"]]
     finally:
         auth.set_key_fetch(auth.fetch_jwks_over_http)
+
+
+def test_accounts_made_around_signup_cannot_take_reserved_namespaces(api, aws_env, users):
+    """Someone who signs up with Cognito directly as `legacy` (or any name that is not a
+    namespace) gets tokens, but the API refuses them, so legacy arrays stay read-only."""
+    import boto3
+
+    idp = boto3.client("cognito-idp", endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+                       region_name="us-east-1")
+    for name in ("legacy", "Bad_Name"):
+        idp.sign_up(ClientId=aws_env["NSHUB_CLIENT_ID"], Username=name, Password="Xx-passw0rd1",
+                    UserAttributes=[{"Name": "email", "Value": "x@example.com"}])
+        idp.admin_confirm_sign_up(UserPoolId=aws_env["NSHUB_USER_POOL_ID"], Username=name)
+        tokens = idp.initiate_auth(ClientId=aws_env["NSHUB_CLIENT_ID"], AuthFlow="USER_PASSWORD_AUTH",
+                                   AuthParameters={"USERNAME": name, "PASSWORD": "Xx-passw0rd1"})
+        token = tokens["AuthenticationResult"]["IdToken"]
+        r = api.post("/v1/arrays/legacy/fashion_mnist/uploads", token=token,
+                     json={"size": 1, "sha256": "0" * 64})
+        assert r.status_code == 401, (name, r.text)
+    # and no signed-in user can push into the legacy namespace either
+    r = api.post("/v1/arrays/legacy/fashion_mnist/uploads", token=users["alice"]["id_token"],
+                 json={"size": 1, "sha256": "0" * 64})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (409, "LegacyReadOnly")
