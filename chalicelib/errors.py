@@ -70,5 +70,3 @@ class TooLarge(NshubError):
 class TooManyRequests(NshubError):
     status, code = 429, "TooManyRequests"
 
-
-ALL_ERRORS = {cls.code: cls for cls in NshubError.__subclasses__()}

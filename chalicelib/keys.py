@@ -17,12 +17,12 @@ the first spelling is kept in the item for display.
                                                              namespace `legacy` holds them
     legacy#{name}            executor#ALIAS                  legacy executor: owner namespace
                                                              and the salted hash of its secret
-    TOKEN#{token_id}         TOKEN                           a personal access token
+    TOKEN#{token_id}         TOKEN                           (planned) personal access token
 
     GSI gsi1 (listing, one query per page, never a Scan):
     gsi1pk                   gsi1sk
     {kind}#{ns}              {visibility}#{name}             resource heads only
-    TOKENS#{username}        {created_at}#{token_id}         personal access tokens
+    TOKENS#{username}        {created_at}#{token_id}         (planned) personal access tokens
 
 A generation is a random id given to a resource when its head is created: deleting the head
 lets cleanup remove exactly that generation's versions, so a re-push right after a delete
@@ -80,17 +80,6 @@ def upload_sk(kind: str, upload_id: str) -> str:
 
 def legacy_executor_sk() -> str:
     return "executor#ALIAS"
-
-
-def token_pk(token_id: str) -> str:
-    return f"TOKEN#{token_id}"
-
-
-TOKEN_SK = "TOKEN"
-
-
-def tokens_gsi_pk(username: str) -> str:
-    return f"TOKENS#{username}"
 
 
 def list_gsi_pk(kind: str, ns: str) -> str:

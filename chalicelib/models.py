@@ -75,15 +75,9 @@ class Item(Model):
     request = JSONAttribute(null=True)  # upload: visibility, metadata, tags asked for
     package = JSONAttribute(null=True)  # executor version: validated package summary
 
-    # legacy executor alias / tokens
+    # legacy executor alias
     owner = UnicodeAttribute(null=True)
     secret_hash = UnicodeAttribute(null=True)
-    token_hash = UnicodeAttribute(null=True)
-    scopes = UnicodeSetAttribute(null=True)
-    label = UnicodeAttribute(null=True)
-
-    def attrs(self) -> dict[str, Any]:
-        return self.attribute_values
 
 
 def bind(settings: Any) -> None:

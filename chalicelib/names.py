@@ -53,14 +53,6 @@ def check_tag(tag: object) -> str:
     return tag
 
 
-def check_kind(kind: str) -> str:
-    """`arrays`/`executors` (URL form) to `array`/`executor` (the info object's `kind`)."""
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise InvalidName(f"unknown resource kind {kind!r}: use 'arrays' or 'executors'") from None
-
-
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "...'"
