@@ -4,6 +4,7 @@
     live_api   the Chalice app served over real HTTP (chalice's local server) on a free port
     api        a small HTTP helper bound to live_api: api.get/post/patch/delete(path, token=...)
     users      alice and bob, confirmed, with passwords and fresh ID tokens
+    home       an empty NSHUB_HOME for the client, progress bars off, no NSHUB_TOKEN
 """
 from __future__ import annotations
 
@@ -121,3 +122,11 @@ def users(api) -> dict[str, dict[str, str]]:
         assert r.status_code == 200, r.text
         out[name] = {"password": password, **r.json()}
     return out
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NSHUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.delenv("NSHUB_TOKEN", raising=False)
+    return tmp_path / "home"

@@ -11,20 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from nshub import settings
 from nshub.cli import main
 
 ACCESS_LOG = re.compile(r'^\S+ - - \[[^]]*\] "')
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NSHUB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NSHUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("NSHUB_TOKEN", raising=False)
-    return tmp_path / "home"
 
 
 def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:

@@ -18,14 +18,6 @@ ACCESS_LOG = re.compile(r'^\S+ - - \[[^]]*\] "')
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NSHUB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NSHUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("NSHUB_TOKEN", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def alice(live_api, users, home):
     """alice's login stored in NSHUB_HOME, as `nshub login alice` leaves it."""
     with Client() as client:

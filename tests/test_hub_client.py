@@ -14,14 +14,6 @@ from nshub.packaging import PackagingError
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NSHUB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NSHUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.delenv("NSHUB_TOKEN", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def alice(live_api, users, home):
     client = Client()
     client.login("alice", users["alice"]["password"])
