@@ -43,6 +43,7 @@ from nshub.transfer import (
     path_opener,
     source_size,
     upload_parts,
+    verify_download,
 )
 
 # One refresh at a time per process: the credentials file is shared by every Client.
@@ -212,7 +213,7 @@ class Client:
             with open(partial, "ab") as sink:
                 digest, info = self._download(array, info, version, sink, offset, digest)
             try:
-                _verify(partial.stat().st_size, digest, info, str(array))
+                verify_download(partial.stat().st_size, digest, info, str(array))
                 break
             except IntegrityError:
                 partial.unlink(missing_ok=True)
@@ -228,7 +229,7 @@ class Client:
         info = self.info(name, version=version)
         sink = io.BytesIO()
         digest, info = self._download(array, info, version, sink, 0, hashlib.sha256())
-        _verify(sink.tell(), digest, info, str(array))
+        verify_download(sink.tell(), digest, info, str(array))
         return sink.getvalue()
 
     def info(self, name: str, *, version: int | None = None) -> dict:
@@ -504,17 +505,3 @@ def _resume_state(partial: Path, size: int, fresh: bool) -> tuple[int, Any]:
             digest.update(chunk)
             offset += len(chunk)
     return offset, digest
-
-
-def _verify(got_size: int, digest: Any, info: dict, what: str) -> None:
-    size = int(info["size"])
-    if got_size != size:
-        raise IntegrityError(f"{what}: got {got_size} bytes, the registry declared {size}")
-    expected = info.get("sha256")
-    if not isinstance(expected, str) or not expected:
-        raise IntegrityError(f"{what}: the registry gave no sha256 to check the download against")
-    if digest.hexdigest() != expected.lower():
-        raise IntegrityError(
-            f"{what}: the sha256 of the download ({digest.hexdigest()[:12]}...) does not match "
-            f"the registry's ({expected[:12]}...)"
-        )

@@ -48,7 +48,6 @@ from nshub import credentials as credentials_file
 from nshub import settings
 from nshub.errors import (
     Conflict,
-    IntegrityError,
     InvalidName,
     InvalidRequest,
     NotLoggedIn,
@@ -63,7 +62,7 @@ from nshub.packaging import (
     read_executor_name,
 )
 from nshub.progress import transfer_bar
-from nshub.transfer import download, path_opener
+from nshub.transfer import download, path_opener, verify_download
 from nshub.uri import ACCEPTED_FORMS, ExecutorRef, is_executor_uri, parse_executor_uri
 
 SECRET_HEADER = "X-Executor-Secret"
@@ -334,14 +333,7 @@ def _download(client: Any, ref: ExecutorRef, info: dict, sink: Any) -> None:
             on_progress=bar.update,
             what=what,
         )
-    got = sink.tell()
-    if got != size:
-        raise IntegrityError(f"{what}: got {got} bytes, the registry declared {size}")
-    if digest.hexdigest() != expected:
-        raise IntegrityError(
-            f"{what}: the sha256 of the download ({digest.hexdigest()[:12]}...) does not match "
-            f"the registry's ({expected[:12]}...)"
-        )
+    verify_download(sink.tell(), digest, info, what)
 
 
 def _install(zip_path: Path, parent: Path, version: int, sha256: str) -> None:

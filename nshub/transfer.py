@@ -358,3 +358,19 @@ def _header(headers: dict[str, str], name: str) -> str | None:
         if key.lower() == name.lower():
             return value
     return None
+
+
+def verify_download(got_size: int, digest: Any, info: dict, what: str) -> None:
+    """Refuse a download whose size or sha256 is not what the registry declared."""
+    size = int(info["size"])
+    if got_size != size:
+        raise IntegrityError(f"{what}: got {got_size} bytes, the registry declared {size}")
+    expected = info.get("sha256")
+    if not isinstance(expected, str) or not expected:
+        raise IntegrityError(f"{what}: the registry gave no sha256 to check the download against")
+    if digest.hexdigest() != expected.lower():
+        raise IntegrityError(
+            f"{what}: the sha256 of the download ({digest.hexdigest()[:12]}...) does not match "
+            f"the registry's ({expected[:12]}...)"
+        )
+
