@@ -7,6 +7,15 @@ import os
 import requests
 
 
+# DESIGN.md's access matrix for changes: (caller, public or private target) -> the statuses
+# of (PATCH, DELETE).
+PATCH_DELETE_MATRIX = {
+    ("owner", "pub"): (200, 204), ("owner", "priv"): (200, 204),
+    ("other", "pub"): (403, 403), ("other", "priv"): (404, 404),
+    ("anonymous", "pub"): (401, 401), ("anonymous", "priv"): (401, 401),
+}
+
+
 def random_bytes(n: int) -> bytes:
     return os.urandom(n)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import push, start
+from tests.helpers import PATCH_DELETE_MATRIX, push, start
 
 WHO = ("owner", "other", "anonymous")
 
@@ -69,11 +69,7 @@ def test_list_namespace(api, seeded, who, expected):
 @pytest.mark.parametrize("target", ["pub", "priv"])
 @pytest.mark.parametrize("who", WHO)
 def test_patch_and_delete(api, seeded, who, target):
-    expected = {
-        ("owner", "pub"): (200, 204), ("owner", "priv"): (200, 204),
-        ("other", "pub"): (403, 403), ("other", "priv"): (404, 404),
-        ("anonymous", "pub"): (401, 401), ("anonymous", "priv"): (401, 401),
-    }[(who, target)]
+    expected = PATCH_DELETE_MATRIX[(who, target)]
     visibility = "public" if target == "pub" else "private"
     r = api.patch(f"/v1/arrays/alice/{target}", token=tok(seeded, who),
                   json={"visibility": visibility})
