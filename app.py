@@ -70,6 +70,7 @@ def request_context(event, get_response):
     if metrics.metric_set:
         metrics.flush_metrics()
     response.headers["X-Request-Id"] = request_id
+    response.headers.update(http.cache_headers(event.headers or {}))
     return response
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from chalicelib.errors import InvalidRequest, NshubError
@@ -15,12 +16,45 @@ def json_body(raw: bytes | None, required: bool = True) -> dict[str, Any]:
             raise InvalidRequest("the request needs a JSON object body")
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotStrictJson as exc:
+        raise InvalidRequest(f"the body holds {exc}: send finite numbers") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the body is not valid JSON: send a JSON object") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     return body
+
+
+class _NotStrictJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python's json reads NaN and Infinity, which no JSON parser elsewhere does."""
+    raise _NotStrictJson(f"{name}, which JSON does not allow")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to inf
+        raise _NotStrictJson(f"the number {text[:40]}, too large for a float")
+    return value
+
+
+# Request headers that carry credentials: an answer to them may hold private data (download
+# URLs of private resources), so no cache keeps it, and no cache answers a caller with the
+# answer made for another.
+CREDENTIAL_HEADERS = ("authorization", "x-executor-secret")
+
+
+def cache_headers(request_headers: Any) -> dict[str, str]:
+    """What every answer says to caches: it varies with the credentials sent; an answer to
+    a request that sent any is never stored."""
+    headers = {"Vary": "Authorization, X-Executor-Secret"}
+    if any(request_headers.get(name) for name in CREDENTIAL_HEADERS):
+        headers["Cache-Control"] = "no-store"
+    return headers
 
 
 def error_response(exc: NshubError) -> tuple[dict[str, str], int, dict[str, str]]:

@@ -98,12 +98,23 @@ def _readable_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item
     return head
 
 
+def legacy_read_only(name: str) -> LegacyReadOnly:
+    return LegacyReadOnly(
+        f"'{name}' is a legacy resource and cannot be changed: push 'your-namespace/{name}' instead"
+    )
+
+
 def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
-    """The head a caller may change: 401 anonymous, 404 invisible, 403 visible but not theirs."""
+    """The head a caller may change: 401 anonymous, 409 legacy (read-only for everyone, and
+    whether it exists is not told), 404 invisible, 403 visible but not theirs (the message
+    never names the owner)."""
     caller = require_caller(caller)
+    if ns == keys.LEGACY_NS:
+        raise legacy_read_only(name)
     head = _readable_head(caller, kind, ns, name)
     if owner_of(head) != caller.namespace:
-        raise Forbidden(f"only '{owner_of(head)}' can change {kind} '{ns}/{name}'")
+        raise Forbidden(f"this {kind} is not yours: you can only change {kind}s in your own "
+                        f"namespace '{caller.namespace}'")
     return head
 
 
@@ -642,7 +653,7 @@ def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str
             setattr(new, attr, value)
     new.kind = kind
     new.namespace = ns
-    new.name = head.name if head is not None else name
+    new.name = head.name if head is not None else upload.name  # the first spelling
     new.owner = upload.owner if upload.owner != ns else (head.owner if head else None)
     new.generation = generation
     new.created_at = head.created_at if head is not None else stamp

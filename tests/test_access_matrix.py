@@ -74,8 +74,13 @@ def test_patch_and_delete(api, seeded, who, target):
     r = api.patch(f"/v1/arrays/alice/{target}", token=tok(seeded, who),
                   json={"visibility": visibility})
     assert r.status_code == expected[0], r.text
+    refusals = [r]
     r = api.delete(f"/v1/arrays/alice/{target}", token=tok(seeded, who))
     assert r.status_code == expected[1], r.text
+    for r in refusals + [r]:
+        if r.status_code == 403:  # a refusal never names another account
+            assert r.headers["X-Error-Code"] == "Forbidden"
+            assert "alice" not in r.json()["Message"]
     still_there = api.get(f"/v1/arrays/alice/{target}", token=tok(seeded, "owner")).status_code
     assert still_there == (404 if who == "owner" else 200)
 

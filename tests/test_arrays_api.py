@@ -69,6 +69,19 @@ def test_names_are_case_insensitive_first_spelling_kept(api, users):
     assert pull(api, t, "alice/MYDATA")[1] == b"two"
 
 
+def test_completing_through_another_spelling_keeps_the_first(api, users):
+    t = token(users, "alice")
+    data = random_bytes(32)
+    plan = start(api, t, "alice/MyArr", data).json()
+    parts = put_parts(plan, data)
+    r = api.post(f"/v1/arrays/alice/myarr/uploads/{plan['upload_id']}/complete", token=t,
+                 json={"parts": parts})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["full_name"]) == ("MyArr", "alice/MyArr")
+    assert api.get("/v1/arrays/alice/MYARR", token=t).json()["name"] == "MyArr"
+    assert [i["name"] for i in api.get("/v1/arrays/alice", token=t).json()["items"]] == ["MyArr"]
+
+
 def test_presigned_urls_are_short_lived_and_bound(api, users):
     data = random_bytes(64)
     r = start(api, token(users, "alice"), "alice/urls", data)

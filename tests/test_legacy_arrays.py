@@ -84,3 +84,25 @@ def test_admin_command_is_installed(aws_env, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert r.stderr.startswith("error: invalid name")
+
+
+def test_legacy_arrays_cannot_be_changed_or_deleted_through_the_generic_routes(api, users,
+                                                                               tmp_path):
+    data = b"frozen legacy bytes"
+    import_legacy(tmp_path, "fashion_mnist", "alice", data, public=True)
+    import_legacy(tmp_path, "hidden_set", "alice", b"private", public=False)
+    for token in (users["alice"]["id_token"], users["bob"]["id_token"]):
+        # existing or not, public or private: the same answer, which names nobody
+        for name in ("fashion_mnist", "hidden_set", "never_imported"):
+            for r in (api.patch(f"/v1/arrays/legacy/{name}", token=token,
+                                json={"visibility": "private"}),
+                      api.delete(f"/v1/arrays/legacy/{name}", token=token)):
+                assert (r.status_code, r.headers["X-Error-Code"]) == (409, "LegacyReadOnly")
+                assert r.json()["Code"] == "LegacyReadOnly"
+                assert "alice" not in r.json()["Message"]
+                assert f"your-namespace/{name}" in r.json()["Message"]
+    r = api.get("/v1/legacy/arrays/fashion_mnist")
+    assert r.status_code == 200 and r.json()["visibility"] == "public"
+    assert requests.get(r.json()["download_url"], timeout=30).content == data
+    r = api.get("/v1/legacy/arrays/hidden_set", token=users["alice"]["id_token"])
+    assert r.status_code == 200 and r.json()["visibility"] == "private"
