@@ -6,7 +6,9 @@ before the app runs when the header is missing, which would lock out anonymous r
 Rules: RS256 only; the key comes from the pool's JWKS (cached per warm container, refetched
 on an unknown `kid` at most once a minute); `exp` and `iss` are checked; `token_use` is `id`
 or `access`; the audience (`aud` for ID tokens, `client_id` for access tokens) must be our
-app client. Any failure is Unauthorized: a bad token is never treated as anonymous.
+app client. The username is used exactly as issued, and only for the live account that owns
+its namespace (`accounts.require_live_account`: the claim's `sub`, a deleted account refused
+within a minute). Any failure is Unauthorized: a bad token is never treated as anonymous.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from chalicelib import accounts
 from chalicelib.errors import Unauthorized
-from chalicelib.names import NAMESPACE_RE, RESERVED_NAMESPACES
 
 JWKS_REFETCH_SECONDS = 60
 LEEWAY_SECONDS = 30
@@ -28,6 +30,7 @@ LEEWAY_SECONDS = 30
 class Caller:
     username: str
     via: str  # "id", "access" or "pat"
+    sub: str = ""  # the account (Cognito `sub`) behind a token
 
     @property
     def namespace(self) -> str:
@@ -114,14 +117,15 @@ class TokenVerifier:
             audience, username = claims.get("client_id"), claims.get("username")
         else:
             raise bad
+        sub = claims.get("sub")
         if audience != self.client_id or not isinstance(username, str) or not username:
             raise bad
-        username = username.lower()
-        if not NAMESPACE_RE.match(username) or username in RESERVED_NAMESPACES:
-            # An account made around our sign-up (straight through Cognito) with a name that
-            # is not a namespace of its own, e.g. `legacy`: it may not act as anyone.
-            raise Unauthorized(f"the account '{username}' has no valid namespace: sign up again")
-        return Caller(username=username, via=use)
+        if not isinstance(sub, str) or not sub:
+            raise bad
+        # The username exactly as issued (never lower-cased: `ALICE` is not `alice`), and
+        # only for the live account that claimed its namespace (chalicelib/accounts.py).
+        accounts.require_live_account(username, sub)
+        return Caller(username=username, via=use, sub=sub)
 
 
 def bearer_token(headers: dict[str, str]) -> str | None:

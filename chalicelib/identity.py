@@ -1,17 +1,66 @@
 """Accounts: sign-up, confirmation, sign-in and refresh, through the Cognito user pool.
 
-Usernames are namespaces (lower-case, DESIGN.md's grammar). Cognito's own failures are
-mapped to our error codes; an unknown user and a wrong password get the same answer.
+A username is a namespace exactly as typed (DESIGN.md's grammar; chalicelib/accounts.py owns
+the sign-up rules and the namespace claims). Every error Cognito answers becomes one of our
+4xx errors with a one-line message; an unknown user and a wrong password get the same answer.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import get_aws, get_settings
-from chalicelib.errors import Conflict, Forbidden, InvalidRequest, TooManyRequests, Unauthorized
-from chalicelib.names import check_new_username
+from chalicelib.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NshubError,
+    TooManyRequests,
+    Unauthorized,
+)
+from chalicelib.observability import logger
 
 BAD_LOGIN = "wrong username or password: check both and try again"
+BAD_REFRESH = "the refresh token is invalid, expired or its account is gone: run `nshub login`"
+# local@domain.tld: no spaces or control characters, one '@', a dotted domain without empty
+# labels. Cognito takes nearly any string, and an address it cannot mail leaves the account
+# unconfirmed for good.
+EMAIL_RE = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s.\x00-\x1f\x7f]+(?:\.[^@\s.\x00-\x1f\x7f]+)+")
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The user pool's password policy (infra/template.yaml, UserPool.Policies; a test keeps
+    the two equal), checked here first so the message is ours and states the rule."""
+
+    min_length: int = 8
+    uppercase: bool = True
+    lowercase: bool = True
+    digits: bool = True
+    symbols: bool = False
+
+    def describe(self) -> str:
+        wanted = [what for need, what in ((self.uppercase, "an upper-case letter"),
+                                          (self.lowercase, "a lower-case letter"),
+                                          (self.digits, "a digit"),
+                                          (self.symbols, "a symbol")) if need]
+        rule = f"at least {self.min_length} characters"
+        if wanted:
+            rule += ", with " + (", ".join(wanted[:-1]) + " and " + wanted[-1]
+                                 if len(wanted) > 1 else wanted[0])
+        return rule
+
+    def allows(self, password: str) -> bool:
+        return (len(password) >= self.min_length
+                and (not self.uppercase or any(c.isupper() for c in password))
+                and (not self.lowercase or any(c.islower() for c in password))
+                and (not self.digits or any(c.isdigit() for c in password))
+                and (not self.symbols or any(not c.isalnum() for c in password)))
+
+
+PASSWORD_POLICY = PasswordPolicy()
+PASSWORD_REFUSED = f"password refused: use {PASSWORD_POLICY.describe()}"
 
 
 def _field(body: dict, name: str) -> str:
@@ -21,60 +70,104 @@ def _field(body: dict, name: str) -> str:
     return value
 
 
-def _cognito_error(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+def check_email(email: str) -> str:
+    if len(email) > 254 or not EMAIL_RE.fullmatch(email):
+        raise InvalidRequest(f"invalid email {email[:60]!r}: use an address like name@example.com")
+    return email
+
+
+def check_password(password: str) -> str:
+    if not PASSWORD_POLICY.allows(password):
+        raise InvalidRequest(PASSWORD_REFUSED)
+    return password
+
+
+# Cognito's error codes -> ours. Anything not listed gets the operation's fallback: every
+# answer is a 4xx with one clear line (a 500 is a bug), and the code is logged.
+THROTTLED = ("TooManyRequestsException", "LimitExceededException",
+             "TooManyFailedAttemptsException")
+UNAUTHORIZED = ("NotAuthorizedException", "UserNotFoundException")
+
+
+def _refused(exc: Exception, operation: str) -> NshubError:
+    from chalicelib import accounts
+
+    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
+    code, message = error.get("Code", type(exc).__name__), error.get("Message") or ""
+    logger.info("cognito refused", extra={"operation": operation, "cognito_code": code})
+    if code in THROTTLED:
+        return TooManyRequests("too many attempts right now: wait a minute and try again")
+    if code == "UserNotConfirmedException":
+        return Forbidden("this account is not confirmed yet: run `nshub confirm USER CODE`")
+    if code == "PasswordResetRequiredException":
+        return Forbidden("this account must reset its password: use the console's password reset")
+    if operation == "signup":
+        if code in ("UsernameExistsException", "AliasExistsException"):
+            return Conflict("this username is taken: choose another")
+        if code == "InvalidPasswordException":
+            return InvalidRequest(PASSWORD_REFUSED)
+        if code == "UserLambdaValidationException":
+            return accounts.refusal_of(message) or InvalidRequest(
+                "sign-up refused: check the username and try again")
+        if code == "InvalidParameterException":
+            return InvalidRequest("sign-up refused: check the username, password and email")
+        return InvalidRequest("sign-up failed: the account service did not take it; try again "
+                              "in a minute")
+    if operation == "confirm":
+        if code in ("AliasExistsException",):
+            return Conflict("this email belongs to another account: sign up with another one")
+        return InvalidRequest("the confirmation code is wrong or expired: check your email, "
+                              "or sign up again")
+    if operation == "login":
+        return Unauthorized(BAD_LOGIN)
+    return Unauthorized(BAD_REFRESH)
+
+
+def _cognito_errors():
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
 
 
 def signup(body: dict) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
+    from chalicelib import accounts
 
-    username = check_new_username(body.get("username"))
-    password = _field(body, "password")
-    email = _field(body, "email")
-    if "@" not in email or len(email) > 254:
-        raise InvalidRequest("email must be a valid address")
+    username = accounts.check_sign_up(body.get("username"))
+    password = check_password(_field(body, "password"))
+    email = check_email(_field(body, "email"))
     settings = get_settings()
     cognito = get_aws().cognito
     try:
-        cognito.sign_up(
+        result = cognito.sign_up(
             ClientId=settings.client_id, Username=username, Password=password,
             UserAttributes=[{"Name": "email", "Value": email}],
         )
-    except ClientError as exc:
-        code = _cognito_error(exc)
-        if code in ("UsernameExistsException", "AliasExistsException"):
-            raise Conflict(f"the username '{username}' is taken: choose another") from None
-        if code == "InvalidPasswordException":
-            reason = exc.response["Error"].get("Message") or "password too weak"
-            raise InvalidRequest(f"password refused: {reason}") from None
-        if code == "InvalidParameterException":
-            raise InvalidRequest(exc.response["Error"].get("Message", "invalid sign-up")) from None
-        if code in ("TooManyRequestsException", "LimitExceededException"):
-            raise TooManyRequests("too many sign-ups right now: try again in a minute") from None
-        raise
+    except _cognito_errors() as exc:
+        raise _refused(exc, "signup") from None
+    # The claim, not the username, decides who owns the namespace: taken once, atomically.
+    claim = accounts.claim_namespace(username, result["UserSub"])
+    if claim.sub != result["UserSub"]:
+        raise Conflict(f"the username '{username}' is taken: choose another")
     confirmed = False
     if settings.is_dev:
         # The dev stage has no mail: accounts are confirmed at once.
-        cognito.admin_confirm_sign_up(UserPoolId=settings.user_pool_id, Username=username)
+        try:
+            cognito.admin_confirm_sign_up(UserPoolId=settings.user_pool_id, Username=username)
+        except _cognito_errors() as exc:
+            raise _refused(exc, "signup") from None
         confirmed = True
     return {"username": username, "namespace": username, "confirmed": confirmed}
 
 
 def confirm(body: dict) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
     username = _field(body, "username").strip().lower()
     code = _field(body, "code")
     try:
         get_aws().cognito.confirm_sign_up(
             ClientId=get_settings().client_id, Username=username, ConfirmationCode=code
         )
-    except ClientError as exc:
-        err = _cognito_error(exc)
-        if err in ("CodeMismatchException", "ExpiredCodeException", "UserNotFoundException",
-                   "NotAuthorizedException"):
-            raise InvalidRequest("the confirmation code is wrong or expired: check your email") from None
-        raise
+    except _cognito_errors() as exc:
+        raise _refused(exc, "confirm") from None
     return {"username": username, "confirmed": True}
 
 
@@ -91,8 +184,6 @@ def _tokens(result: dict, refresh_token: str | None = None) -> dict[str, Any]:
 
 
 def login(body: dict) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
     username = body.get("username")
     password = body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
@@ -102,32 +193,22 @@ def login(body: dict) -> dict[str, Any]:
             ClientId=get_settings().client_id, AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": username.strip().lower(), "PASSWORD": password},
         )
-    except ClientError as exc:
-        code = _cognito_error(exc)
-        if code in ("NotAuthorizedException", "UserNotFoundException", "InvalidParameterException"):
-            raise Unauthorized(BAD_LOGIN) from None
-        if code == "UserNotConfirmedException":
-            raise Forbidden("this account is not confirmed yet: run `nshub confirm USER CODE`") from None
-        if code in ("TooManyRequestsException", "LimitExceededException"):
-            raise TooManyRequests("too many sign-in attempts: wait a minute and try again") from None
-        raise
+    except _cognito_errors() as exc:
+        raise _refused(exc, "login") from None
     if "AuthenticationResult" not in result:
         raise Unauthorized(f"sign-in needs a further step ({result.get('ChallengeName')}): use the console")
     return _tokens(result)
 
 
 def refresh(body: dict) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
     token = _field(body, "refresh_token")
     try:
         result = get_aws().cognito.initiate_auth(
             ClientId=get_settings().client_id, AuthFlow="REFRESH_TOKEN_AUTH",
             AuthParameters={"REFRESH_TOKEN": token},
         )
-    except ClientError as exc:
-        if _cognito_error(exc) in ("NotAuthorizedException", "UserNotFoundException",
-                                   "InvalidParameterException"):
-            raise Unauthorized("the refresh token is invalid or expired: run `nshub login`") from None
-        raise
+    except _cognito_errors() as exc:
+        raise _refused(exc, "refresh") from None
+    if "AuthenticationResult" not in result:
+        raise Unauthorized(BAD_REFRESH)
     return _tokens(result, refresh_token=token)

@@ -17,6 +17,11 @@ the first spelling is kept in the item for display.
                                                              namespace `legacy` holds them
     legacy#{name}            executor#ALIAS                  legacy executor: owner namespace
                                                              and the salted hash of its secret
+    NAMESPACE#{ns}           CLAIM                           the account (Cognito `sub`) that owns
+                                                             namespace `ns`: written once with a
+                                                             conditional put, never deleted, so a
+                                                             deleted account's namespace stays
+                                                             retired (chalicelib/accounts.py)
     TOKEN#{token_id}         TOKEN                           (planned) personal access token
 
     GSI gsi1 (listing, one query per page, never a Scan):
@@ -76,6 +81,14 @@ def upload_prefix(kind: str) -> str:
 
 def upload_sk(kind: str, upload_id: str) -> str:
     return f"{upload_prefix(kind)}{upload_id}"
+
+
+def claim_pk(ns: str) -> str:
+    # Upper case: never a resource key, whose namespace part is always lower case.
+    return f"NAMESPACE#{ns}"
+
+
+CLAIM_SK = "CLAIM"
 
 
 def legacy_executor_sk() -> str:

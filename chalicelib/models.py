@@ -79,6 +79,9 @@ class Item(Model):
     owner = UnicodeAttribute(null=True)
     secret_hash = UnicodeAttribute(null=True)
 
+    # namespace claim: the Cognito `sub` of the account that owns the namespace
+    account_sub = UnicodeAttribute(null=True)
+
 
 def bind(settings: Any) -> None:
     """Point the model at the configured table (None: forget the connection)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from chalicelib.errors import InvalidName
 
@@ -18,7 +19,8 @@ KINDS = {"arrays": "array", "executors": "executor"}
 
 
 def check_namespace(ns: object) -> str:
-    if not isinstance(ns, str) or not NAMESPACE_RE.match(ns):
+    # fullmatch: `$` would also let a trailing newline through
+    if not isinstance(ns, str) or not NAMESPACE_RE.fullmatch(ns):
         raise InvalidName(
             f"invalid namespace {_show(ns)}: use 2-39 lowercase letters, digits and single hyphens"
         )
@@ -26,13 +28,25 @@ def check_namespace(ns: object) -> str:
 
 
 def check_new_username(username: object) -> str:
-    """A username becomes a namespace: the grammar plus the reserved words."""
-    if isinstance(username, str):
-        username = username.strip().lower()
+    """A username becomes a namespace exactly as typed: the grammar plus the reserved words.
+    Never lower-cased or normalized (`Alice` is not `alice`: it is refused)."""
     ns = check_namespace(username)
     if ns in RESERVED_NAMESPACES:
         raise InvalidName(f"the name {ns!r} is reserved: choose another username")
     return ns
+
+
+def is_namespace(username: object) -> bool:
+    """True when `username`, exactly as it is, is a namespace an account may own."""
+    return (isinstance(username, str) and NAMESPACE_RE.fullmatch(username) is not None
+            and username not in RESERVED_NAMESPACES)
+
+
+def fold(text: str) -> str:
+    """What a name reads as once case and compatibility forms are ignored (NFKC, Unicode
+    case folding, NFKC again): `ALICE`, `Alice` and `\u212aate` (Kelvin sign) read as
+    `alice` and `kate`. Used to refuse look-alikes at sign-up, never to map a name."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 def check_name(name: object) -> str:

@@ -95,9 +95,10 @@ class DevStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         from moto.server import ThreadedMotoServer
 
-        from devstack.motofix import make_dynamodb_atomic
+        from devstack.motofix import make_dynamodb_atomic, run_sign_up_trigger
 
         make_dynamodb_atomic()
+        run_sign_up_trigger()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self.moto.start()
         endpoint = f"http://127.0.0.1:{self.moto_port}"
@@ -106,6 +107,12 @@ class DevStack:
 
         env = provision(endpoint, region=self.region, stage="dev")
         env.update(LOCAL_ENV)
+        # The PreSignUp trigger (run in this process, see devstack/motofix.py) reads the
+        # app's settings: they must name this stack before the first user is made.
+        os.environ.update(env)
+        from chalicelib import config
+
+        config.reset()
         passwords = {
             "alice": os.environ.get("NSHUB_ALICE_PASSWORD") or _strong_password(),
             "bob": os.environ.get("NSHUB_BOB_PASSWORD") or _strong_password(),

@@ -30,9 +30,10 @@ PASSWORDS = {"alice": "Alice-passw0rd", "bob": "Bob-passw0rd1"}
 def moto_server():
     from moto.server import ThreadedMotoServer
 
-    from devstack.motofix import make_dynamodb_atomic
+    from devstack.motofix import make_dynamodb_atomic, run_sign_up_trigger
 
     make_dynamodb_atomic()
+    run_sign_up_trigger()
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
