@@ -165,6 +165,31 @@ def me():
     return {"username": who.username, "namespace": who.namespace}
 
 
+# ---------------------------------------------------------------- web console
+
+
+@route("/", methods=["GET"])
+def console_page():
+    from chalicelib import assets
+
+    # The page names its files relatively: behind API Gateway `/api` must become `/api/`
+    # first, or `console/main.js` would resolve outside the stage.
+    seen_path = (app.current_request.context or {}).get("path") or "/"
+    if not seen_path.endswith("/"):
+        return Response(body="", status_code=301,
+                        headers={"Location": seen_path.rsplit("/", 1)[-1] + "/"})
+    text, headers = assets.page()
+    return Response(body=text, status_code=200, headers=headers)
+
+
+@route("/console/{file}", methods=["GET"])
+def console_asset(file):
+    from chalicelib import assets
+
+    text, headers = assets.asset(file)
+    return Response(body=text, status_code=200, headers=headers)
+
+
 # ---------------------------------------------------------------- resources
 
 

@@ -129,7 +129,7 @@ class DevStack:
 
         api = f"http://127.0.0.1:{self.port}"
         _say(f"moto server:   {endpoint}")
-        _say(f"nshub API:     {api}")
+        _say(f"nshub API:     {api}   (web console: {api}/)")
         _say("sign in:")
         _say(f"  export NSHUB_ENDPOINT={api}")
         _say("  nshub login alice")
