@@ -107,8 +107,11 @@ def test_behind_api_gateway_the_stage_root_gets_its_slash(aws_env):
 
 @pytest.fixture(scope="session")
 def chromium():
+    from playwright.sync_api import expect as playwright_expect
     from playwright.sync_api import sync_playwright
 
+    # The machine may be busy: wait for what must appear, but never sleep.
+    playwright_expect.set_options(timeout=30_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox"])
@@ -154,6 +157,7 @@ def browser(chromium, live_api):
 
     def open_tab(viewport=DESKTOP) -> Watched:
         context = chromium.new_context(viewport=viewport, base_url=live_api)
+        context.set_default_timeout(60_000)
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_api)
         contexts.append(context)
         tab = Watched(context, live_api)
@@ -449,3 +453,4 @@ def test_every_tab_fits_a_phone_and_a_desktop(browser, users, home, tmp_path):
             page.screenshot(path=str(out / f"{name}-{size}.png"))
         tab.check(allowed_errors=("status of 404",))
     assert len(list(out.glob("*.png"))) == 2 * len(shots)
+
