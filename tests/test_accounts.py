@@ -205,6 +205,22 @@ def test_a_deleted_accounts_tokens_stop_working_within_the_cache_time(api, idp, 
     assert "nshub login" in r.json()["Message"]
 
 
+def test_a_disabled_accounts_tokens_stop_working_too(api, idp, aws_env, users, clock):
+    from chalicelib.accounts import LIVE_CACHE_SECONDS
+
+    alice = users["alice"]
+    assert api.get("/v1/me", token=alice["access_token"]).status_code == 200
+    idp.admin_disable_user(UserPoolId=aws_env["NSHUB_USER_POOL_ID"], Username="alice")
+    clock[0] += LIVE_CACHE_SECONDS
+    for token in (alice["id_token"], alice["access_token"]):
+        r = api.get("/v1/arrays/alice", token=token)
+        assert (r.status_code, r.headers["X-Error-Code"]) == (401, "Unauthorized"), r.text
+        assert "deleted or disabled" in r.json()["Message"]
+    idp.admin_enable_user(UserPoolId=aws_env["NSHUB_USER_POOL_ID"], Username="alice")
+    clock[0] += LIVE_CACHE_SECONDS
+    assert api.get("/v1/arrays/alice", token=alice["id_token"]).status_code == 200
+
+
 def test_a_deleted_accounts_namespace_is_retired(api, idp, aws_env, users, clock):
     """Re-creating the username after deletion never gets the namespace nor its data."""
     owner_with_private_data(api, "bob", users["bob"])
