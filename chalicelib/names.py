@@ -50,7 +50,7 @@ def fold(text: str) -> str:
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidName(
             f"invalid name {_show(name)}: use 1-100 of letters, digits, '.', '_' and '-', "
             "starting and ending with a letter or digit, without '..'"
@@ -59,7 +59,7 @@ def check_name(name: object) -> str:
 
 
 def check_tag(tag: object) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InvalidName(
             f"invalid tag {_show(tag)}: use up to 128 of letters, digits, '.', '_' and '-', "
             "not starting with '.' or '-'"

@@ -22,7 +22,7 @@ InvalidNameError = InvalidName
 def check_namespace(namespace: object) -> str:
     """The namespace, lower-cased; InvalidName if it breaks the grammar."""
     lowered = namespace.lower() if isinstance(namespace, str) else None
-    if lowered is None or not NAMESPACE_RE.match(lowered):
+    if lowered is None or not NAMESPACE_RE.fullmatch(lowered):
         raise InvalidName(
             f"invalid namespace {_show(namespace)}: use 2-39 lowercase letters, digits and "
             "single hyphens"
@@ -31,7 +31,7 @@ def check_namespace(namespace: object) -> str:
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidName(
             f"invalid name {_show(name)}: use 1-100 of letters, digits, '.', '_' and '-', "
             "starting and ending with a letter or digit, without '..'"
@@ -40,7 +40,7 @@ def check_name(name: object) -> str:
 
 
 def check_tag(tag: object) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InvalidName(
             f"invalid tag {_show(tag)}: use up to 128 of letters, digits, '.', '_' and '-', "
             "not starting with '.' or '-'"

@@ -78,7 +78,7 @@ class ExecutorRef:
             raise
         except InvalidNameError as exc:
             raise InvalidExecutorURI(str(exc)) from None
-        if self.secret is not None and not SECRET_RE.match(self.secret):
+        if self.secret is not None and not SECRET_RE.fullmatch(self.secret):
             raise InvalidExecutorURI("invalid secret: use letters, digits, '.', '_', '~' and '-'")
 
     @property
@@ -143,7 +143,7 @@ def parse_executor_uri(uri: object) -> ExecutorRef:
                 raise fail("missing executor name")
             name = check_name(parts[0])
             secret = parts[1] if len(parts) == 2 and parts[1] else None
-            if secret is not None and not SECRET_RE.match(secret):
+            if secret is not None and not SECRET_RE.fullmatch(secret):
                 raise fail("invalid secret: use letters, digits, '.', '_', '~' and '-'")
             tag_text = path.strip("/")
             tag = check_tag(tag_text) if tag_text else None

@@ -34,7 +34,7 @@ def test_valid_names_parse(text, parsed):
     [
         "", "/", "alice/", "/x", "a/x", "alice/x/y", "al--ice/x", "-alice/x", "alice-/x",
         "alice/.x", "alice/x.", "alice/a..b", "alice/x y", "alice/x#1", "alice/x:1",
-        "alice/x@1", "al_ice/x", "a" * 40 + "/x", "alice/" + "b" * 101, None, 42,
+        "alice/x@1", "alice/x\n", "alice\n/x", "al_ice/x", "a" * 40 + "/x", "alice/" + "b" * 101, None, 42,
     ],
 )
 def test_invalid_names_fail_before_any_request(text):
