@@ -109,6 +109,12 @@ def created(payload: dict) -> Response:
     return Response(body=payload, status_code=201, headers=dict(http.JSON_HEADERS))
 
 
+def upload_started(payload: dict) -> Response:
+    """201 with the upload plan, or 200 with the newest version's info for an unchanged push."""
+    status = 200 if payload.get("unchanged") else 201
+    return Response(body=payload, status_code=status, headers=dict(http.JSON_HEADERS))
+
+
 def no_content() -> Response:
     return Response(body="", status_code=204)
 
@@ -234,7 +240,7 @@ def delete_resource(kind, ns, name):
 def start_upload(kind, ns, name):
     from chalicelib import registry
 
-    return created(registry.start_upload(caller(), kind_of(kind), ns, name, body()))
+    return upload_started(registry.start_upload(caller(), kind_of(kind), ns, name, body()))
 
 
 @route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}/complete", methods=["POST"])
@@ -313,7 +319,8 @@ def legacy_executor_pull_credentials(name):
 def start_legacy_executor_upload(name):
     from chalicelib import executors
 
-    return created(executors.start_legacy_upload(caller(), name, executor_secret(), body()))
+    return upload_started(executors.start_legacy_upload(caller(), name, executor_secret(),
+                                                        body()))
 
 
 @route("/v1/legacy/executors/{name}/uploads/{upload_id}/complete", methods=["POST"])
@@ -382,16 +389,20 @@ def _flushed(result):
 def on_blob_event(event):
     from chalicelib import cleanup
 
-    return _flushed(cleanup.handle_blob_events(event.to_dict()["Records"]))
+    context = event.context
+    remaining = (lambda: context.get_remaining_time_in_millis() / 1000) \
+        if hasattr(context, "get_remaining_time_in_millis") else None
+    return _flushed(cleanup.handle_blob_events(event.to_dict()["Records"], remaining))
 
 
 @app.on_dynamodb_record(stream_arn=table_stream_arn(), batch_size=100,
                         starting_position="TRIM_HORIZON")
 def on_table_change(event):
-    from chalicelib import cleanup, executors
+    from chalicelib import cleanup, executors, integrity
 
     return _flushed(cleanup.handle_table_changes(
-        event.to_dict()["Records"], also=[executors.handle_stream_record]))
+        event.to_dict()["Records"],
+        also=[executors.handle_stream_record, integrity.handle_stream_record]))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

@@ -41,9 +41,9 @@ def _exit_when_stdin_closes() -> None:
 def serve_moto() -> None:
     from moto.server import ThreadedMotoServer
 
-    from devstack.motofix import make_dynamodb_atomic
+    from devstack.motofix import make_moto_faithful
 
-    make_dynamodb_atomic()
+    make_moto_faithful()
     server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

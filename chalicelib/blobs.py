@@ -1,7 +1,11 @@
 """Bytes in S3: presigned transfers, multipart bookkeeping, server-side verification.
 
 Clients move bytes straight to and from S3 with presigned URLs (SigV4, at most 15 minutes,
-bound to one key). Presigning is local computation: no S3 call.
+bound to one key). Presigning is local computation: no S3 call. Every PUT URL signs its
+Content-Length and its SHA-256, so S3 refuses other bytes; what S3 stored is then checked
+without reading it: a single object's SHA-256 (one HEAD), a multipart object's composite
+checksum (returned by CompleteMultipartUpload). The whole-object SHA-256 of a multipart
+object is not an S3 checksum: `digest_object` streams it, on the event path.
 """
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from typing import IO, Any
 from chalicelib.config import MiB, get_aws, get_settings
 
 MAX_PARTS = 10_000
-# A start-upload answer lists every part's URL; keeping the count this low keeps that
-# answer well under Lambda's 6 MB response limit at the largest allowed size.
+# The most parts the server plans (at 50 GiB: 16 MiB parts, 3,200 of them). Part URLs are
+# handed out in batches of PART_URL_BATCH, so no answer grows with the upload's size.
 TARGET_MAX_PARTS = 4_000
+PART_URL_BATCH = 64
 READ_CHUNK = 8 * MiB
 
 
@@ -102,15 +107,24 @@ def presign_get(key: str) -> str:
     return _presign("get_object", {"Key": key})
 
 
+def composite_sha256(part_sha256: list[str]) -> str:
+    """S3's checksum of a multipart object uploaded with SHA-256 part checksums: the SHA-256 of
+    the concatenated part digests, base64, with `-N` (N parts)."""
+    joined = b"".join(bytes.fromhex(h) for h in part_sha256)
+    return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(part_sha256)}"
+
+
 def complete_multipart(key: str, s3_upload_id: str, parts: list[dict],
-                       part_sha256: list[str] | None = None) -> None:
+                       part_sha256: list[str] | None = None) -> str | None:
+    """Complete a multipart upload; returns the composite checksum S3 computed from the parts
+    it holds (None when the upload was completed by an earlier attempt: ask `stored_checksum`)."""
     from botocore.exceptions import ClientError
 
     from chalicelib.errors import InvalidRequest
 
     settings = get_settings()
     try:
-        get_aws().s3.complete_multipart_upload(
+        resp = get_aws().s3.complete_multipart_upload(
             Bucket=settings.bucket_name, Key=key, UploadId=s3_upload_id,
             MultipartUpload={"Parts": [
                 {"PartNumber": p["part_number"], "ETag": p["etag"],
@@ -122,12 +136,39 @@ def complete_multipart(key: str, s3_upload_id: str, parts: list[dict],
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchUpload" and object_size(key) is not None:
-            return  # completed by an earlier attempt of this same request
+            return None  # completed by an earlier attempt of this same request
         if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"):
             raise InvalidRequest(
                 f"S3 refused the parts ({code}): upload every part and report each ETag"
             ) from None
         raise
+    return _qualified(resp.get("ChecksumSHA256"), len(parts))
+
+
+def _qualified(checksum: str | None, parts: int) -> str | None:
+    if checksum and "-" not in checksum:
+        return f"{checksum}-{parts}"
+    return checksum
+
+
+@dataclass
+class Stored:
+    size: int
+    checksum_sha256: str | None  # base64; `...-N` for a multipart object
+
+
+def stored_checksum(key: str) -> Stored | None:
+    """What S3 holds at `key`, from one HEAD: size and SHA-256 checksum (None: no object)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = get_aws().s3.head_object(Bucket=get_settings().bucket_name, Key=key,
+                                        ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return Stored(int(resp["ContentLength"]), resp.get("ChecksumSHA256"))
 
 
 def abort_multipart(key: str, s3_upload_id: str) -> None:

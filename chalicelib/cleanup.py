@@ -5,7 +5,8 @@ Three ways bytes and records go away, all driven by what OUR records say (never 
 - `handle_blob_events`: S3 ObjectCreated notifications (via SQS). Each object is judged by
   the record that should claim it; an object nothing claims is deleted once it is older than
   the grace period (its age from the event's eventTime, or from the expiry of the pending
-  upload that once claimed it).
+  upload that once claimed it). The same queue carries the requests to verify a committed
+  version's whole-object sha256 (chalicelib/integrity.py).
 - `handle_table_changes`: the table stream. A removed head takes its generation with it
   (versions, upload records, bytes); a removed pending upload (TTL expiry, abort) takes its
   bytes and its multipart upload; a head whose counter grew drops versions beyond the
@@ -237,13 +238,28 @@ def handle_object_created(record: dict, now: float | None = None) -> str:
     return "kept"
 
 
-def handle_blob_events(records: Iterable[dict]) -> dict:
-    """A Lambda SQS batch of S3 notifications -> a partial batch response."""
+def handle_blob_events(records: Iterable[dict],
+                       remaining_seconds: Callable[[], float] | None = None) -> dict:
+    """A Lambda SQS batch of S3 notifications and verification requests -> a partial batch
+    response. A verification that the function's remaining time could not finish is left
+    for a later delivery (reported as failed, so SQS hands it out again)."""
+    from chalicelib import integrity
+
     failures = []
     for message in records:
         try:
-            for record in s3_records(message["body"]):
-                handle_object_created(record)
+            body = json.loads(message["body"])
+            request = integrity.parse_request(body) if isinstance(body, dict) else None
+            if request is None:
+                for record in s3_records(message["body"]):
+                    handle_object_created(record)
+                continue
+            pk, sk, size = request
+            left = remaining_seconds() if remaining_seconds is not None else None
+            if not integrity.affordable(size, left):
+                failures.append({"itemIdentifier": message.get("messageId")})
+                continue
+            integrity.verify_version(pk, sk)
         except Exception:  # noqa: BLE001 - one bad message must not fail the batch
             logger.exception("blob event failed", extra={"message_id": message.get("messageId")})
             failures.append({"itemIdentifier": message.get("messageId")})

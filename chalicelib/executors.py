@@ -535,6 +535,8 @@ def _push_file(owner: str, name: str, path: Path, size: int, sha256: str, public
     if public:
         body["visibility"] = "public"
     plan = registry.start_upload(None, EXECUTOR, owner, name, body, owner_ns=owner)
+    if plan.get("unchanged"):
+        return int(plan["version"])
     parts = []
     with path.open("rb") as fh:
         for part in plan["parts"]:

@@ -53,6 +53,10 @@ class Item(Model):
     generation = UnicodeAttribute(null=True)
     counter = NumberAttribute(null=True)  # highest committed version number
     current = JSONAttribute(null=True)  # the latest version's info, so a pull is one read
+    # the latest version's size and sha256 again, as plain attributes: an unchanged re-push is
+    # recognised by a condition on them (DynamoDB cannot look inside `current`)
+    current_size = NumberAttribute(null=True)
+    current_sha256 = UnicodeAttribute(null=True)
     tags = JSONAttribute(null=True)  # executor: {tag: version}
     protected_tags = UnicodeSetAttribute(null=True)
     legacy = NumberAttribute(null=True)  # 1 for legacy resources
@@ -74,6 +78,11 @@ class Item(Model):
     state = UnicodeAttribute(null=True)  # upload: pending | completed
     request = JSONAttribute(null=True)  # upload: visibility, metadata, tags asked for
     package = JSONAttribute(null=True)  # executor version: validated package summary
+    # version: pending (committed, whole-object sha256 not yet checked) | verified |
+    # quarantined (its bytes are not the declared ones: hidden from readers). None: verified
+    # before commit (versions committed before asynchronous verification).
+    integrity = UnicodeAttribute(null=True)
+    integrity_reason = UnicodeAttribute(null=True)
 
     # legacy executor alias
     owner = UnicodeAttribute(null=True)

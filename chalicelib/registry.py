@@ -7,7 +7,16 @@ user's private resource answers 404 exactly like a missing one.
 Writes that race are conditional. A version is committed by one transaction that bumps the
 head's version counter (on the condition that it still holds the value read), puts the
 immutable version item and marks the upload completed: racing pushes both succeed with
-distinct versions, and `latest` is always the highest committed one.
+distinct versions, and `latest` is always the highest committed one that is not quarantined.
+
+Integrity (DESIGN.md): `complete` never reads an array's bytes. S3 has already refused any
+body whose length or SHA-256 differs from what its URL signed, so `complete` only compares
+what S3 stored (a single object's SHA-256, a multipart object's composite of the part
+checksums) with what was declared, and commits the version as `pending`. The whole-object
+SHA-256 is checked afterwards on the event path (chalicelib/integrity.py), which marks the
+version `verified` or quarantines it. Executor packages are small (capped at
+NSHUB_MAX_EXECUTOR_BYTES, 100 MiB) and must be validated before they are visible, so their
+`complete` still reads them once: bounded work, and they are `verified` when committed.
 """
 from __future__ import annotations
 
@@ -178,7 +187,10 @@ def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]
         "created_at": head.created_at,
         "updated_at": head.updated_at,
         "metadata": metadata if metadata is not None else {},
+        "integrity": current.get("integrity") or "verified",
     }
+    if info["integrity"] == "quarantined":
+        info["quarantine_reason"] = current.get("integrity_reason")
     if kind == "executor":
         info["tags"] = sorted(t for t, v in (head.tags or {}).items() if v == current["version"])
         info["protected_tags"] = sorted(head.protected_tags or [])
@@ -210,7 +222,8 @@ def _version_record(item: Item) -> dict[str, Any]:
         "version": int(item.version), "size": int(item.size), "sha256": item.sha256,
         "blob_key": item.blob_key, "created_at": item.created_at, "metadata": item.metadata,
         "upload_id": item.upload_id, "package": item.package,
-        "image_status": item.image_status,
+        "image_status": item.image_status, "integrity": item.integrity,
+        "integrity_reason": item.integrity_reason,
     }
 
 
@@ -242,8 +255,19 @@ def get_resource(
         if item is None:
             raise NotFound(f"{kind} '{ns}/{name}' has no version {version}: see its versions")
         current, metadata = _version_record(item), item.metadata
+    quarantined = current.get("integrity") == "quarantined"
+    if quarantined and not _is_owner(caller, head):
+        if version is None:
+            raise not_found(kind, ns, name)
+        raise NotFound(f"{kind} '{ns}/{name}' has no version {version}: see its versions")
     info = _info(kind, head, current, metadata)
+    if quarantined:  # the owner sees why; nobody downloads bytes that are not the declared ones
+        return info
     return _with_download(info, current["blob_key"]) if download else info
+
+
+def _is_owner(caller: Caller | None, head: Item) -> bool:
+    return caller is not None and caller.namespace == owner_of(head)
 
 
 def _encode_cursor(lek: dict | None, scope: str) -> str | None:
@@ -302,7 +326,8 @@ def list_resources(caller: Caller | None, kind: str, ns: str, limit: Any = None,
         gsi_pk, condition, limit=_limit(limit),
         page_size=_limit(limit), last_evaluated_key=lek,
     )
-    found = [_info(kind, head, head.current, head.metadata) for head in result]
+    found = [_info(kind, head, head.current, head.metadata) for head in result
+             if owner or (head.current or {}).get("integrity") != "quarantined"]
     return {"items": found, "next_cursor": _encode_cursor(result.last_evaluated_key, scope)}
 
 
@@ -319,7 +344,10 @@ def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: A
         limit=_limit(limit), page_size=_limit(limit), last_evaluated_key=lek,
     )
     found = []
+    owner = _is_owner(caller, head)
     for item in result:
+        if item.integrity == "quarantined" and not owner:
+            continue
         record = _version_record(item)
         info = _info(kind, head, record, item.metadata)
         info["created_at"] = item.created_at
@@ -358,6 +386,8 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         request["protected_tags"] = _check_tags(body.get("protected_tags"), "protected_tags")
         request["tags"] = sorted(set(request["tags"]) | set(request["protected_tags"]))
         head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+        if head is not None and _same_bytes(head, size, sha256):
+            return _keep_unchanged(kind, ns, name, head, request)
         if head is not None:
             _refuse_protected_moves(head, request["tags"], ns, name)
 
@@ -366,6 +396,13 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         requested = _check_int(requested, "part_size", 1)
     part_size, count = blobs.plan_parts(size, requested)
     part_sha256 = _check_part_sha256(body.get("part_sha256"), count) if count > 1 else None
+    if count > 1 and part_sha256 is None and kind != "executor":
+        # Without them S3 cannot check the parts, and `complete` could not check the object
+        # without reading it back. (Executor packages are read and validated at complete.)
+        raise InvalidRequest(
+            f"a {size}-byte upload is sent in parts: declare part_size and part_sha256 (the "
+            f"sha256 of each part); `pip install -U nshub` does it for you"
+        )
     upload_id = uuid.uuid4().hex
     key = keys.blob_key(kind, ns, name, upload_id)
     expires_at = int(time.time()) + settings.upload_ttl_seconds
@@ -379,7 +416,12 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         state="pending", request=request, part_sha256=part_sha256, created_at=now_iso(),
         expires_at=expires_at,
     )
-    upload.save(model.pk.does_not_exist())
+    if kind == "executor":
+        upload.save(model.pk.does_not_exist())
+    else:
+        unchanged = _save_unless_unchanged(upload, kind, ns, name, request)
+        if unchanged is not None:
+            return unchanged
     if count == 1:
         parts = [blobs.presign_single_put(key, size, sha256)]
     else:
@@ -390,15 +432,85 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         except Exception:
             upload.delete()
             raise
-        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size,
+        first = list(range(1, min(count, blobs.PART_URL_BATCH) + 1))
+        parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size, first,
                                         part_sha256=part_sha256)
     return {
         "upload_id": upload_id,
         "part_size": part_size,
+        "parts_total": count,
         "expires_at": _iso(expires_at),
         "urls_expire_at": _iso(int(time.time()) + settings.url_expires_seconds),
         "parts": parts,
     }
+
+
+def _same_bytes(head: Item, size: int, sha256: str) -> bool:
+    return head.current_sha256 == sha256 and head.current_size is not None \
+        and int(head.current_size) == size
+
+
+def _save_unless_unchanged(upload: Item, kind: str, ns: str, name: str,
+                           request: dict) -> dict | None:
+    """Save a new upload record, in one transaction with a check that the head's newest
+    version does not already hold these bytes (one call either way). Returns the unchanged
+    answer instead when it does."""
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    model = items()
+    pk, size, sha256 = keys.resource_pk(ns, name), int(upload.size), upload.sha256
+    for _ in range(COMMIT_ATTEMPTS):
+        try:
+            with TransactWrite(connection=model._get_connection().connection) as tx:
+                tx.condition_check(model, pk, keys.head_sk(kind), condition=(
+                    model.current_sha256.does_not_exist() | (model.current_sha256 != sha256)
+                    | (model.current_size != size)))
+                tx.save(upload, condition=model.pk.does_not_exist())
+            return None
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            if not reasons or reasons[0] != "ConditionalCheckFailed":
+                if "TransactionConflict" in reasons:
+                    continue
+                raise
+        head = _get(pk, keys.head_sk(kind), consistent=True)
+        if head is not None and _same_bytes(head, size, sha256):
+            return _keep_unchanged(kind, ns, name, head, request)
+    raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
+
+
+def _keep_unchanged(kind: str, ns: str, name: str, head: Item, request: dict) -> dict:
+    """A re-push of the newest version's bytes: nothing is uploaded and no version is made.
+    What the push asked for besides bytes (visibility, metadata, an executor's new tags)
+    applies to that version, as a PATCH would."""
+    from pynamodb.exceptions import UpdateError
+
+    model = items()
+    current = dict(head.current or {})
+    actions = []
+    if request.get("visibility") and request["visibility"] != head.visibility:
+        actions += [model.visibility.set(request["visibility"]),
+                    model.gsi1sk.set(keys.list_gsi_sk(request["visibility"], head.name))]
+    if request.get("metadata") is not None and request["metadata"] != head.metadata:
+        actions.append(model.metadata.set(request["metadata"]))
+    if kind == "executor":
+        moving = [t for t in request.get("tags", []) if (head.tags or {}).get(t) != current["version"]]
+        _refuse_protected_moves(head, moving, ns, name)
+        tags = {**(head.tags or {}), **{t: current["version"] for t in moving}}
+        protected = set(head.protected_tags or ()) | set(request.get("protected_tags", []))
+        if moving:
+            actions.append(model.tags.set(tags))
+        if protected != set(head.protected_tags or ()):
+            actions.append(model.protected_tags.set(protected))
+    if actions:
+        actions.append(model.updated_at.set(now_iso()))
+        try:
+            head.update(actions, condition=(model.counter == head.counter)
+                        & (model.generation == head.generation))
+        except UpdateError:
+            raise Conflict(f"'{ns}/{name}' changed while you pushed: push again") from None
+    return {**_info(kind, head, current, head.metadata), "unchanged": True}
 
 
 def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
@@ -414,10 +526,12 @@ def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, uplo
     count = int(upload.part_count)
     numbers = body.get("part_numbers")
     if numbers is None:
-        numbers = list(range(1, count + 1))
+        numbers = list(range(1, min(count, blobs.PART_URL_BATCH) + 1))
     if not isinstance(numbers, list) or not numbers or any(
             isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= count for n in numbers):
         raise InvalidRequest(f"part_numbers must list part numbers between 1 and {count}")
+    if len(set(numbers)) > blobs.PART_URL_BATCH:
+        raise InvalidRequest(f"ask for at most {blobs.PART_URL_BATCH} part URLs at a time")
     if upload.s3_upload_id:
         parts = blobs.presign_part_urls(upload.blob_key, upload.s3_upload_id, int(upload.size),
                                         int(upload.part_size), sorted(set(numbers)),
@@ -425,7 +539,8 @@ def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, uplo
     else:
         parts = [blobs.presign_single_put(upload.blob_key, int(upload.size), upload.sha256)]
     expires = int(time.time()) + get_settings().url_expires_seconds
-    return {"upload_id": upload_id, "parts": parts, "urls_expire_at": _iso(expires)}
+    return {"upload_id": upload_id, "parts": parts, "parts_total": count,
+            "urls_expire_at": _iso(expires)}
 
 
 def _check_part_sha256(value: Any, count: int) -> list[str] | None:
@@ -504,32 +619,60 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
     if upload.state == "completed":
         return _completed_info(kind, ns, name, upload)
     parts = _check_parts(body, int(upload.part_count))
-    if upload.s3_upload_id:
-        blobs.complete_multipart(upload.blob_key, upload.s3_upload_id, parts, upload.part_sha256)
+    _check_stored(upload, parts)
     check = _version_check(kind)
-    digest = blobs.digest_object(upload.blob_key, keep_copy=check is not None)
+    if check is None:  # the whole-object sha256 is checked on the event path
+        return _commit_version(kind, ns, name, upload, None, head, integrity="pending")
+    digest = blobs.digest_object(upload.blob_key, keep_copy=True)
     if digest is None:
         raise InvalidRequest("no bytes arrived for this upload: PUT every part, then complete")
     try:
-        if digest.size != upload.size:
+        _refuse_unless(upload, digest.size == upload.size,
+                       SizeMismatch(f"declared {upload.size} bytes but {digest.size} arrived: "
+                                    f"push again"))
+        _refuse_unless(upload, digest.sha256 == upload.sha256, ChecksumMismatch(
+            "the bytes that arrived do not match the declared sha256: push again"))
+        try:
+            extra = check(digest.copy, upload)
+        except Exception:
             _discard_upload(upload)
-            raise SizeMismatch(
-                f"declared {upload.size} bytes but {digest.size} arrived: push again"
-            )
-        if digest.sha256 != upload.sha256:
-            _discard_upload(upload)
-            raise ChecksumMismatch("the bytes that arrived do not match the declared sha256: push again")
-        extra = None
-        if check is not None:
-            try:
-                extra = check(digest.copy, upload)
-            except Exception:
-                _discard_upload(upload)
-                raise
+            raise
     finally:
-        if digest.copy is not None:
-            digest.copy.close()
-    return _commit_version(kind, ns, name, upload, extra, head)
+        digest.copy.close()
+    return _commit_version(kind, ns, name, upload, extra, head, integrity="verified")
+
+
+def _check_stored(upload: Item, parts: list[dict]) -> None:
+    """What S3 stored, checked without reading it: a single object's length and SHA-256 (one
+    HEAD); a multipart object's composite checksum, which S3 computes from the checksums of
+    the parts it holds (each checked against its body and signed length at upload), against
+    the one the declared part digests give. A mismatch discards the upload."""
+    if upload.s3_upload_id:
+        composite = blobs.complete_multipart(upload.blob_key, upload.s3_upload_id, parts,
+                                             upload.part_sha256)
+        if not upload.part_sha256:
+            return  # an upload started without part digests (executors): read at complete
+        if composite is None:  # completed by an earlier attempt of this request
+            stored = blobs.stored_checksum(upload.blob_key)
+            composite = stored.checksum_sha256 if stored is not None else None
+        _refuse_unless(upload, composite == blobs.composite_sha256(upload.part_sha256),
+                       ChecksumMismatch("the parts S3 holds are not the ones declared in "
+                                        "part_sha256: push again"))
+        return
+    stored = blobs.stored_checksum(upload.blob_key)
+    if stored is None:
+        raise InvalidRequest("no bytes arrived for this upload: PUT every part, then complete")
+    _refuse_unless(upload, stored.size == upload.size, SizeMismatch(
+        f"declared {upload.size} bytes but {stored.size} arrived: push again"))
+    _refuse_unless(upload, stored.checksum_sha256 == blobs.hex_to_b64(upload.sha256),
+                   ChecksumMismatch("the bytes that arrived do not match the declared sha256: "
+                                    "push again"))
+
+
+def _refuse_unless(upload: Item, ok: bool, error: Exception) -> None:
+    if not ok:
+        _discard_upload(upload)
+        raise error
 
 
 def _check_parts(body: dict, expected: int) -> list[dict]:
@@ -561,7 +704,7 @@ def _completed_info(kind: str, ns: str, name: str, upload: Item) -> dict[str, An
 
 
 def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | None,
-                    head: Item | None) -> dict:
+                    head: Item | None, integrity: str) -> dict:
     """Commit with optimistic concurrency: the first attempt uses the head read with the
     upload; a failed condition (another push, a delete) reads it again."""
     from pynamodb.exceptions import TransactWriteError
@@ -581,14 +724,14 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
         record = {
             "version": version, "size": int(upload.size), "sha256": upload.sha256,
             "blob_key": upload.blob_key, "created_at": stamp, "metadata": request.get("metadata"),
-            "upload_id": upload.upload_id, "package": extra,
+            "upload_id": upload.upload_id, "package": extra, "integrity": integrity,
         }
         new_head = _next_head(kind, ns, name, head, generation, record, request, upload, stamp)
         version_item = model(
             pk, keys.version_sk(kind, generation, version), kind=kind, namespace=ns, name=name,
             version=version, size=record["size"], sha256=record["sha256"],
             blob_key=record["blob_key"], created_at=stamp, metadata=record["metadata"],
-            upload_id=upload.upload_id, package=extra,
+            upload_id=upload.upload_id, package=extra, integrity=integrity,
         )
         head_condition = (model.pk.does_not_exist() if head is None else
                           (model.counter == head.counter) & (model.generation == generation))
@@ -621,6 +764,8 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
 def _head_changes(new_head: Item, request: dict) -> list:
     model = items()
     actions = [model.counter.set(new_head.counter), model.current.set(new_head.current),
+               model.current_size.set(new_head.current_size),
+               model.current_sha256.set(new_head.current_sha256),
                model.updated_at.set(new_head.updated_at)]
     if request.get("visibility"):
         actions += [model.visibility.set(new_head.visibility), model.gsi1sk.set(new_head.gsi1sk)]
@@ -663,6 +808,8 @@ def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str
     new.gsi1sk = keys.list_gsi_sk(visibility, new.name)
     new.counter = record["version"]
     new.current = record
+    new.current_size = record["size"]
+    new.current_sha256 = record["sha256"]
     new.metadata = metadata
     if kind == "executor":
         new.tags = tags

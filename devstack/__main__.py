@@ -95,9 +95,9 @@ class DevStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         from moto.server import ThreadedMotoServer
 
-        from devstack.motofix import make_dynamodb_atomic, run_sign_up_trigger
+        from devstack.motofix import make_moto_faithful, run_sign_up_trigger
 
-        make_dynamodb_atomic()
+        make_moto_faithful()
         run_sign_up_trigger()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self.moto.start()

@@ -1,5 +1,6 @@
 """Make moto behave like AWS where nshub relies on it: DynamoDB as atomic as the real one,
-and Cognito running the user pool's PreSignUp trigger (`run_sign_up_trigger`).
+Cognito running the user pool's PreSignUp trigger (`run_sign_up_trigger`), and S3 refusing
+what S3 refuses (`make_s3_faithful`, below).
 
 DynamoDB applies each write (and each transaction) atomically, so a conditional write that
 races another one fails its condition. moto's server handles requests on threads and checks
@@ -107,3 +108,194 @@ def sign_up_trigger_bypassed() -> Iterator[None]:
         yield
     finally:
         _TRIGGER_BYPASSED.clear()
+
+
+# ---------------------------------------------------------------- S3 that refuses what S3 refuses
+#
+# moto's S3 checks no presigned signature, expiry, length or checksum, and keeps no checksum
+# sent with a presigned PUT. Real S3 (and LocalStack's S3, see tests/test_storage_conformance.py)
+# refuses such requests, and nshub's integrity rests on it: `complete` trusts the SHA-256 S3
+# stored. So every process that serves moto makes it check what S3 checks on a presigned
+# request (the URL's signature and expiry, which cover the signed Content-Length; the body
+# against `x-amz-checksum-sha256`), keep that checksum, answer CompleteMultipartUpload with
+# its composite checksum, and serve a ranged GET without copying the whole object.
+
+def make_moto_faithful(secret_key: str | None = None) -> None:
+    """Both fixes, for every process that serves moto (tests, the dev stack, benchmarks)."""
+    make_dynamodb_atomic()
+    make_s3_faithful(secret_key)
+
+
+_S3_PATCHED = {"secret": None}
+
+
+def make_s3_faithful(secret_key: str | None = None) -> None:
+    import os
+
+    from moto.s3.responses import S3Response
+
+    _S3_PATCHED["secret"] = secret_key  # None: this process's AWS_SECRET_ACCESS_KEY, when asked
+    if getattr(S3Response._key_response, "_nshub_faithful", False):
+        return
+    original_key_response = S3Response._key_response
+    original_get_checksum = S3Response._get_checksum
+    original_complete = S3Response._key_response_post
+    original_get_object = S3Response.get_object
+
+    def _key_response(self, request, full_url):
+        if request.method == "PUT":
+            secret = _S3_PATCHED["secret"] or os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
+            _check_presigned(request, full_url, secret)
+            _check_body_checksum(request.headers, self.body)
+        return original_key_response(self, request, full_url)
+
+    def _get_checksum(self, response_headers):
+        algorithm, value = original_get_checksum(self, response_headers)
+        sent = self.headers.get("x-amz-checksum-sha256")
+        if not algorithm and sent:  # a presigned PUT: no SDK header, the checksum alone
+            response_headers["x-amz-checksum-sha256"] = sent
+            return "SHA256", sent
+        return algorithm, value
+
+    def _key_response_post(self, request, body, bucket_name, query, key_name):
+        status, headers, content = original_complete(self, request, body, bucket_name, query,
+                                                     key_name)
+        if status == 200 and "uploadId" in query and b"<ETag>" in _as_bytes(content):
+            key = self.backend.get_object(bucket_name, key_name)
+            if key is not None and key.checksum_algorithm and key.checksum_type == "COMPOSITE":
+                name = f"Checksum{key.checksum_algorithm.upper()}"
+                element = f"<{name}>{key.checksum_value}-{key.checksum_parts}</{name}>".encode()
+                content = _as_bytes(content).replace(
+                    b"</CompleteMultipartUploadResult>",
+                    element + b"</CompleteMultipartUploadResult>")
+                headers.pop("content-length", None)
+        return status, headers, content
+
+    def get_object(self):
+        if _single_range(self.headers.get("range")) is None:
+            return original_get_object(self)
+        _LAZY.on = True  # FakeKey.value hands out a lazy view; the range reads only its slice
+        try:
+            return original_get_object(self)
+        finally:
+            _LAZY.on = False
+
+    _key_response._nshub_faithful = True  # type: ignore[attr-defined]
+    S3Response._key_response = _key_response
+    S3Response._get_checksum = _get_checksum
+    S3Response._key_response_post = _key_response_post
+    S3Response.get_object = get_object
+    _make_value_lazy_on_demand()
+
+
+def _as_bytes(content) -> bytes:
+    return content.encode() if isinstance(content, str) else bytes(content or b"")
+
+
+def _single_range(value: str | None) -> str | None:
+    if not value or not value.startswith("bytes=") or "," in value:
+        return None
+    return value
+
+
+_LAZY = threading.local()
+
+
+class _LazyBody:
+    """A stored object's bytes, read only where sliced (moto copies the whole object for
+    every GET, ranged or not: 16 ranges of 256 MiB cost seconds)."""
+
+    def __init__(self, key):
+        self._key = key
+
+    def __len__(self) -> int:
+        return int(self._key.size)
+
+    def __getitem__(self, window: slice) -> bytes:
+        start, stop, _ = window.indices(len(self))
+        with self._key.lock:
+            self._key._value_buffer.seek(start)
+            return self._key._value_buffer.read(max(0, stop - start))
+
+
+def _make_value_lazy_on_demand() -> None:
+    from moto.s3.models import FakeKey
+
+    stored = FakeKey.value
+    if getattr(stored.fget, "_nshub_lazy", False):
+        return
+
+    def value(self):
+        if getattr(_LAZY, "on", False):
+            return _LazyBody(self)
+        return stored.fget(self)
+
+    value._nshub_lazy = True  # type: ignore[attr-defined]
+    FakeKey.value = property(value, stored.fset)
+
+
+def _check_body_checksum(headers, body: bytes | None) -> None:
+    """S3 refuses a body whose SHA-256 is not the `x-amz-checksum-sha256` sent with it."""
+    import base64
+    import hashlib
+
+    from moto.s3.exceptions import S3ClientError
+
+    sent = headers.get("x-amz-checksum-sha256")
+    if not sent:
+        return
+    actual = base64.b64encode(hashlib.sha256(body or b"").digest()).decode()
+    if actual != sent:
+        raise S3ClientError("BadDigest", "The SHA256 you specified did not match the calculated "
+                                         "checksum.")
+
+
+def _check_presigned(request, full_url: str, secret: str) -> None:
+    """A presigned (SigV4 query) request: refused with 403 when expired or when its signature,
+    which covers every signed header (Content-Length, the checksum), does not match."""
+    import datetime as dt
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qsl, quote, urlsplit
+
+    from moto.s3.exceptions import S3ClientError
+
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or full_url
+    parts = urlsplit(raw)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    params = dict(query)
+    if "X-Amz-Signature" not in params:
+        return
+    denied = S3ClientError("AccessDenied", "Request has expired")
+    try:
+        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=dt.timezone.utc)
+        expires = int(params["X-Amz-Expires"])
+        scope = params["X-Amz-Credential"].split("/", 1)[1]
+        signed_headers = params["X-Amz-SignedHeaders"]
+    except (KeyError, ValueError, IndexError):
+        raise S3ClientError("AuthorizationQueryParametersError",
+                            "Query-string authentication requires the X-Amz parameters") from None
+    if dt.datetime.now(dt.timezone.utc) > signed_at + dt.timedelta(seconds=expires):
+        raise denied
+
+    def enc(value: str) -> str:
+        return quote(value, safe="-_.~")
+
+    canonical_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(
+        (k, v) for k, v in query if k != "X-Amz-Signature"))
+    canonical_headers = "".join(
+        f"{name}:{' '.join(str(request.headers.get(name, '')).split())}\n"
+        for name in signed_headers.split(";"))
+    canonical = "\n".join([request.method, parts.path or "/", canonical_query, canonical_headers,
+                           signed_headers, "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", params["X-Amz-Date"], scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for piece in scope.split("/"):
+        key = hmac.new(key, piece.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, params["X-Amz-Signature"]):
+        from moto.s3.exceptions import S3SignatureDoesNotMatchError
+
+        raise S3SignatureDoesNotMatchError()

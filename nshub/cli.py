@@ -139,8 +139,9 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
     metadata = dict(args.meta) if args.meta else None
     info = client.push_file(args.file, args.name, public=args.public, metadata=metadata)
     if not _json(args, info):
+        done = "unchanged:" if info.get("unchanged") else "pushed"
         print(
-            f"pushed {info.get('full_name', args.name)} version {info.get('version')} "
+            f"{done} {info.get('full_name', args.name)} version {info.get('version')} "
             f"({human_size(info.get('size'))}, {info.get('visibility')})"
         )
 

@@ -305,12 +305,16 @@ class Client:
             size, sha256 = hash_source(opener)
         body = {**body, "size": size, "sha256": sha256}
         plan = self._api("POST", base + "/uploads", json=body, headers=headers)
+        if plan.get("unchanged"):
+            return plan  # the newest version holds these bytes already: nothing to send
         upload = f"{base}/uploads/{quote(str(plan['upload_id']), safe='')}"
 
+        def more(part_numbers: list[int]) -> list[dict]:
+            return self._api("POST", upload + "/parts", json={"part_numbers": part_numbers},
+                             headers=headers, idempotent=True)["parts"]
+
         def renew(part_number: int) -> dict:
-            fresh = self._api("POST", upload + "/parts", json={"part_numbers": [part_number]},
-                              headers=headers)
-            return fresh["parts"][0]
+            return more([part_number])[0]
 
         try:
             with transfer_bar(size, f"push {desc}") as bar:
@@ -323,6 +327,7 @@ class Client:
                     workers=self.max_workers,
                     on_progress=bar.update,
                     renew=renew,
+                    more=more,
                 )
             return self._api("POST", upload + "/complete", json={"parts": parts},
                              idempotent=True, headers=headers)

@@ -96,8 +96,9 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
     if _json(args, info):
         return
     tags = ", ".join(info.get("tags") or []) or "none"
+    done = "unchanged:" if info.get("unchanged") else "pushed"
     print(
-        f"pushed {info.get('full_name')} version {info.get('version')} "
+        f"{done} {info.get('full_name')} version {info.get('version')} "
         f"({human_size(info.get('size'))}, {info.get('visibility')}; tags: {tags})"
     )
     print(f"use it as {_uri(info)}")

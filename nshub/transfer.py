@@ -130,22 +130,42 @@ class FileSlice:
         self._fh.close()
 
 
-def part_ranges(parts: list[dict], part_size: int, size: int) -> list[tuple[dict, int, int]]:
-    """(part, offset, length) per part: part i covers [(i-1)*part_size, min(i*part_size, size))."""
+def part_ranges(total: int, part_size: int, size: int) -> list[tuple[int, int, int]]:
+    """(part_number, offset, length) per part: part i covers [(i-1)*part_size, min(i*part_size,
+    size)); a single part is the whole file."""
+    if total == 1:
+        return [(1, 0, size)]
     ranges = []
-    for part in sorted(parts, key=lambda p: int(p["part_number"])):
-        number = int(part["part_number"])
-        if len(parts) == 1:
-            offset, length = 0, size
-        else:
-            offset = (number - 1) * part_size
-            length = min(part_size, size - offset)
-        if length < 0 or offset > size:
+    for number in range(1, total + 1):
+        offset = (number - 1) * part_size
+        length = min(part_size, size - offset)
+        if length <= 0:
             raise InvalidRequest(
                 f"the server planned part {number} beyond the end of a {size}-byte file"
             )
-        ranges.append((part, offset, length))
+        ranges.append((number, offset, length))
     return ranges
+
+
+class PartURLs:
+    """The part URLs of an upload: the plan's first batch, then the next batch asked for
+    (`fetch(part_numbers)`) when a worker reaches a part without one."""
+
+    def __init__(self, plan: dict, total: int, fetch: Callable[[list[int]], list[dict]] | None,
+                 batch: int):
+        self._known = {int(p["part_number"]): p for p in plan["parts"]}
+        self._total, self._fetch, self._batch = total, fetch, max(1, batch)
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> dict:
+        with self._lock:
+            if number not in self._known:
+                if self._fetch is None:
+                    raise InvalidRequest(f"the server handed out no URL for part {number}")
+                wanted = [n for n in range(number, min(self._total, number + self._batch - 1) + 1)
+                          if n not in self._known]
+                self._known.update({int(p["part_number"]): p for p in self._fetch(wanted)})
+            return self._known.pop(number)  # a URL is used once: memory stays one batch
 
 
 def upload_parts(
@@ -158,12 +178,17 @@ def upload_parts(
     workers: int,
     on_progress: Callable[[int], None],
     renew: Callable[[int], dict] | None = None,
+    more: Callable[[list[int]], list[dict]] | None = None,
 ) -> list[dict]:
     """PUT every part of an upload plan; returns `[{part_number, etag}]` in order.
 
-    Presigned URLs live at most 15 minutes: a part refused with 403 gets a fresh URL from
-    `renew(part_number)` once, then is sent again."""
-    ranges = part_ranges(plan["parts"], int(plan.get("part_size") or size or 1), size)
+    The plan carries the first batch of part URLs and `parts_total`; `more(part_numbers)`
+    fetches further batches as the workers get there. Presigned URLs live at most 15
+    minutes: a part refused with 403 gets a fresh URL from `renew(part_number)` once, then is
+    sent again."""
+    total = int(plan.get("parts_total") or len(plan["parts"]))
+    ranges = part_ranges(total, int(plan.get("part_size") or size or 1), size)
+    urls = PartURLs(plan, total, more, batch=max(len(plan["parts"]), 1))
     cancelled = threading.Event()
     lock = threading.Lock()
 
@@ -212,13 +237,15 @@ def upload_parts(
             raise StorageError(f"the object store returned no ETag for part {number}")
         return {"part_number": number, "etag": etag}
 
-    def put_renewing(part: dict, offset: int, length: int) -> dict:
+    def put_renewing(number: int, offset: int, length: int) -> dict:
+        if cancelled.is_set():
+            raise _Cancelled()
         try:
-            return put(part, offset, length)
+            return put(urls.get(number), offset, length)
         except StorageError as exc:
             if renew is None or getattr(exc, "status", None) != 403:
                 raise
-        return put(renew(int(part["part_number"])), offset, length)
+        return put(renew(number), offset, length)
 
     if len(ranges) == 1:
         return [put_renewing(*ranges[0])]

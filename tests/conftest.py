@@ -30,9 +30,9 @@ PASSWORDS = {"alice": "Alice-passw0rd", "bob": "Bob-passw0rd1"}
 def moto_server():
     from moto.server import ThreadedMotoServer
 
-    from devstack.motofix import make_dynamodb_atomic, run_sign_up_trigger
+    from devstack.motofix import make_moto_faithful, run_sign_up_trigger
 
-    make_dynamodb_atomic()
+    make_moto_faithful()
     run_sign_up_trigger()
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -5,6 +5,7 @@ import concurrent.futures as cf
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
+import requests
 
 from tests.conftest import MiB
 from tests.helpers import pull, push, put_parts, random_bytes, sha, start
@@ -114,30 +115,53 @@ def test_presigned_urls_are_short_lived_and_bound(api, users):
     assert info["version"] == 1
 
 
-def test_wrong_size_or_digest_creates_no_version(api, users, aws_env):
+def test_storage_refuses_other_bytes_and_no_version_is_made(api, users, aws_env):
+    """The presigned URL signs length and sha256: S3 refuses other bytes before storing them
+    (400 BadDigest, 403 for another length), and complete then finds nothing to commit."""
     t = token(users, "alice")
     data = random_bytes(100)
-    # declared size matches, bytes differ: the digest check catches it
     plan = start(api, t, "alice/bad", data).json()
-    parts = put_parts(plan, random_bytes(100))
+    part = plan["parts"][0]
+    r = requests.put(part["url"], data=random_bytes(100), headers=part["headers"], timeout=60)
+    assert (r.status_code, "<Code>BadDigest</Code>" in r.text) == (400, True)
+    short = {k: v for k, v in part["headers"].items() if k != "Content-Length"}
+    r = requests.put(part["url"], data=data[:50], headers=short, timeout=60)
+    assert (r.status_code, "<Code>SignatureDoesNotMatch</Code>" in r.text) == (403, True)
     r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
-                 json={"parts": parts})
+                 json={"parts": [{"part_number": 1, "etag": '"x"'}]})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest")
+    assert "no bytes arrived" in r.json()["Message"]
+    assert api.get("/v1/arrays/alice/bad", token=t).status_code == 404
+
+
+def test_complete_checks_what_s3_stored_without_reading_it(api, users, aws_env):
+    """Bytes written at an upload's key some other way (not through its URL) carry no
+    matching S3 checksum or length: complete refuses them, discards the upload, commits
+    nothing."""
+    import boto3
+
+    t = token(users, "alice")
+    s3 = boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    data = random_bytes(100)
+
+    def planted(body: bytes) -> requests.Response:
+        plan = start(api, t, "alice/bad", data).json()
+        key = requests.utils.urlparse(plan["parts"][0]["url"]).path.split("/", 2)[2]
+        s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=key, Body=body)
+        r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
+                     json={"parts": [{"part_number": 1, "etag": '"x"'}]})
+        again = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete",
+                         token=t, json={"parts": [{"part_number": 1, "etag": '"x"'}]})
+        assert again.status_code == 404  # the upload id is gone
+        return r
+
+    r = planted(random_bytes(100))
     assert (r.status_code, r.headers["X-Error-Code"]) == (400, "ChecksumMismatch")
-    # fewer bytes than declared
-    plan = start(api, t, "alice/bad", data).json()
-    parts = put_parts(plan, data[:50])
-    r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
-                 json={"parts": parts})
+    r = planted(data[:50])
     assert (r.status_code, r.headers["X-Error-Code"]) == (400, "SizeMismatch")
     assert api.get("/v1/arrays/alice/bad", token=t).status_code == 404
     # nothing stays behind in the bucket
-    import boto3
-    s3 = boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
     assert s3.list_objects_v2(Bucket=aws_env["NSHUB_BUCKET"]).get("KeyCount", 0) == 0
-    # and the upload id is gone
-    r = api.post(f"/v1/arrays/alice/bad/uploads/{plan['upload_id']}/complete", token=t,
-                 json={"parts": parts})
-    assert r.status_code == 404
 
 
 def test_complete_twice_is_idempotent(api, users):
@@ -300,7 +324,7 @@ def test_part_urls_can_be_renewed(api, users):
     # refusals: other users, bad numbers, a finished upload
     assert api.post(path + "/parts", token=token(users, "bob"), json={}).status_code == 403
     assert api.post(path + "/parts", token=t, json={}).status_code == 409
-    plan = start(api, t, "alice/slow", data).json()
+    plan = start(api, t, "alice/slow", random_bytes(11 * MiB)).json()  # other bytes: a new upload
     path = f"/v1/arrays/alice/slow/uploads/{plan['upload_id']}"
     for bad in ([0], [4], ["1"], [], "x"):
         assert api.post(path + "/parts", token=t, json={"part_numbers": bad}).status_code == 400, bad

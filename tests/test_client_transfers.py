@@ -7,7 +7,13 @@ import os
 import pytest
 
 from nshub import Client, Retry
-from nshub.errors import IntegrityError, NshubError, ServerUnreachable, StorageError
+from nshub.errors import (
+    IntegrityError,
+    InvalidRequest,
+    NshubError,
+    ServerUnreachable,
+    StorageError,
+)
 from tests.fake_http import alice, hub, waits  # noqa: F401  (fixtures)
 
 # The fake hub: one part up to 64 bytes, then parts of 32 bytes.
@@ -243,10 +249,10 @@ def test_a_download_that_never_completes_gives_up(alice, hub, tmp_path, waits):
 def test_parts_cover_the_file_exactly():
     from nshub.transfer import part_ranges
 
-    parts = [{"part_number": n} for n in (3, 1, 2)]
-    assert [(p["part_number"], o, n) for p, o, n in part_ranges(parts, 10, 25)] == [
-        (1, 0, 10), (2, 10, 10), (3, 20, 5)]
-    assert [(o, n) for _, o, n in part_ranges([{"part_number": 1}], 10, 7)] == [(0, 7)]
+    assert part_ranges(3, 10, 25) == [(1, 0, 10), (2, 10, 10), (3, 20, 5)]
+    assert part_ranges(1, 10, 7) == [(1, 0, 7)]
+    with pytest.raises(InvalidRequest):
+        part_ranges(4, 10, 25)  # a part beyond the end of the file
 
 
 def test_a_part_is_read_lazily_in_bounded_pieces():

@@ -1,0 +1,323 @@
+"""Issue 14: integrity at any size.
+
+`complete` checks what S3 stored without reading it and commits the version as `pending`;
+the event path (table stream -> blob events queue -> on_blob_event) hashes the whole object
+and marks it `verified`, or quarantines it. A push of the newest version's bytes is free.
+Part URLs come in batches, so no answer grows with the upload. Events are driven with the
+dev stack's EventPump (`pump.drain()`), never waited for.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from chalicelib import config
+from devstack.pump import EventPump, FakeLambdaContext
+from tests.helpers import part_digests, pull, push, put_parts, random_bytes, sha, start
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class Recording:
+    """The real handlers, with every SQS event they got kept to deliver again."""
+
+    def __init__(self):
+        import app
+
+        self.app = app
+        self.sqs_events: list[dict] = []
+
+    def on_sqs(self, event, context):
+        self.sqs_events.append(copy.deepcopy(event))
+        return self.app.on_blob_event(event, context)
+
+    def on_stream(self, event, context):
+        return self.app.on_table_change(event, context)
+
+
+@pytest.fixture
+def recording(aws_env) -> Recording:
+    return Recording()
+
+
+@pytest.fixture
+def pump(aws_env, recording) -> EventPump:
+    return EventPump(aws_env, recording.on_sqs, recording.on_stream, wait_seconds=0,
+                     failed_visibility_timeout=0)
+
+
+@pytest.fixture
+def log_lines():
+    """What the service logs (its Powertools logger is the standard logger `nshub`)."""
+    import logging
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("nshub").addHandler(handler)
+    yield lines
+    logging.getLogger("nshub").removeHandler(handler)
+
+
+def token(users, who):
+    return users[who]["id_token"]
+
+
+def info(api, t, name, **params):
+    return api.get(f"/v1/arrays/{name}", token=t, params=params)
+
+
+def lying_push(api, t, name: str, shown: bytes, sent: bytes) -> requests.Response:
+    """Declare the whole sha256 of `shown` and the part digests of `sent` (same size), then
+    upload `sent`: every part passes S3's checks, only the whole-object hash can tell."""
+    assert len(shown) == len(sent)
+    r = start(api, t, name, shown, part_size=5 * MiB, part_sha256=part_digests(sent))
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    parts = put_parts(plan, sent)
+    return api.post(f"/v1/arrays/{name}/uploads/{plan['upload_id']}/complete", token=t,
+                    json={"parts": parts})
+
+
+# ---------------------------------------------------------------- asynchronous verification
+
+
+def test_an_honest_push_is_committed_pending_then_verified(api, users, pump):
+    t = token(users, "alice")
+    data = random_bytes(11 * MiB)
+    r = push(api, t, "alice/honest", data)
+    assert r.status_code == 200, r.text
+    assert r.json()["integrity"] == "pending"  # visible at once; the hash comes after
+    assert pull(api, t, "alice/honest")[1] == data
+    pump.drain()
+    got = info(api, t, "alice/honest").json()
+    assert (got["version"], got["integrity"]) == (1, "verified")
+    listed = api.get("/v1/arrays/alice/honest/versions", token=t).json()["items"]
+    assert [v["integrity"] for v in listed] == ["verified"]
+
+
+def test_a_lying_client_ends_quarantined_and_latest_moves_back(api, users, pump, recording,
+                                                                capsys, log_lines):
+    alice, bob = token(users, "alice"), token(users, "bob")
+    good = random_bytes(11 * MiB)
+    assert push(api, alice, "alice/ds", good, visibility="public").status_code == 200
+    pump.drain()
+
+    shown, sent = random_bytes(11 * MiB), random_bytes(11 * MiB)
+    r = lying_push(api, alice, "alice/ds", shown, sent)
+    assert r.status_code == 200, r.text  # complete cannot tell: S3 checked every part
+    assert (r.json()["version"], r.json()["integrity"]) == (2, "pending")
+    pump.drain()
+
+    # readers: latest is version 1 again, version 2 does not exist for them
+    for who in (bob, None):
+        got = info(api, who, "alice/ds")
+        assert got.status_code == 200
+        assert (got.json()["version"], got.json()["sha256"]) == (1, sha(good))
+        assert requests.get(got.json()["download_url"], timeout=60).content == good
+        assert info(api, who, "alice/ds", version=2).status_code == 404
+        listed = api.get("/v1/arrays/alice/ds/versions", token=who).json()["items"]
+        assert [v["version"] for v in listed] == [1]
+    # the owner sees what happened, and gets no bytes of it
+    mine = info(api, alice, "alice/ds", version=2).json()
+    assert mine["integrity"] == "quarantined" and "download_url" not in mine
+    assert sha(sent) in mine["quarantine_reason"] and sha(shown) in mine["quarantine_reason"]
+    assert [v["integrity"] for v in api.get("/v1/arrays/alice/ds/versions",
+                                            token=alice).json()["items"]] == [
+        "quarantined", "verified"]
+    assert any(line.startswith("version quarantined") for line in log_lines)
+    assert '"VersionsQuarantined":[1.0]' in capsys.readouterr().out  # the metric (EMF)
+
+    # at least once: the same deliveries again change nothing
+    for event in recording.sqs_events:
+        recording.app.on_blob_event(copy.deepcopy(event), FakeLambdaContext())
+    assert info(api, bob, "alice/ds").json()["version"] == 1
+    assert info(api, alice, "alice/ds", version=2).json()["integrity"] == "quarantined"
+
+
+def test_a_quarantined_first_version_hides_the_array_and_an_honest_push_replaces_it(
+        api, users, pump):
+    alice, bob = token(users, "alice"), token(users, "bob")
+    shown, sent = random_bytes(11 * MiB), random_bytes(11 * MiB)
+    assert lying_push(api, alice, "alice/only", shown, sent).status_code == 200
+    api.patch("/v1/arrays/alice/only", token=alice, json={"visibility": "public"})
+    pump.drain()
+    assert info(api, bob, "alice/only").status_code == 404
+    assert info(api, None, "alice/only").status_code == 404
+    assert "alice/only" not in [i["full_name"] for i in
+                                api.get("/v1/arrays/alice", token=bob).json()["items"]]
+    mine = info(api, alice, "alice/only").json()
+    assert (mine["version"], mine["integrity"]) == (1, "quarantined")
+    assert "download_url" not in mine
+
+    # the declared bytes, honestly: not "unchanged" (version 1 never held them)
+    r = push(api, alice, "alice/only", shown)
+    assert r.status_code == 200 and "unchanged" not in r.json()
+    pump.drain()
+    got = info(api, bob, "alice/only").json()
+    assert (got["version"], got["integrity"]) == (2, "verified")
+
+
+def test_a_verification_the_function_cannot_finish_in_time_is_left_for_later(aws_env):
+    """A verification request whose object cannot be hashed in the function's remaining time
+    is reported failed (SQS hands it out again) instead of running into the timeout."""
+    from chalicelib import cleanup, integrity
+
+    message = {"messageId": "m1", "body": integrity.verification_request(
+        "alice#big", "array#G#g#V#0000000001", 50 * GiB)}
+    assert cleanup.handle_blob_events([message], lambda: 60.0) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert cleanup.handle_blob_events([message], lambda: 900.0) == {"batchItemFailures": []}
+
+
+# ---------------------------------------------------------------- unchanged re-push
+
+
+def test_an_unchanged_push_sends_nothing_and_makes_no_version(api, users, aws_env):
+    t = token(users, "alice")
+    data = random_bytes(11 * MiB)
+    first = push(api, t, "alice/nightly", data).json()
+    r = start(api, t, "alice/nightly", data, visibility="public")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["unchanged"] is True and "upload_id" not in body and "parts" not in body
+    assert (body["version"], body["sha256"], body["visibility"]) == (1, sha(data), "public")
+    assert body["created_at"] == first["created_at"]
+    assert [v["version"] for v in api.get("/v1/arrays/alice/nightly/versions",
+                                          token=t).json()["items"]] == [1]
+    # nothing pending was recorded either
+    import boto3
+    ddb = boto3.client("dynamodb", endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+                       region_name="us-east-1")
+    items = ddb.query(TableName=aws_env["NSHUB_TABLE"], KeyConditionExpression="pk = :pk",
+                      ExpressionAttributeValues={":pk": {"S": "alice#nightly"}})["Items"]
+    assert sorted(i["sk"]["S"].split("#")[1] for i in items) == ["G", "HEAD", "U"]
+    # other bytes are a new version
+    assert push(api, t, "alice/nightly", random_bytes(100)).json()["version"] == 2
+
+
+def test_the_client_pushes_unchanged_bytes_for_free(live_api, users, home, tmp_path):
+    from nshub import Client
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(random_bytes(6 * MiB))
+    client = Client(token=token(users, "alice"))
+    first = client.push_file(path, "alice/free")
+    sent = []
+    client.session.hooks["response"].append(lambda r, *a, **k: sent.append(
+        (r.request.method, urlparse(r.request.url).path)))
+    again = client.push_file(path, "alice/free")
+    assert again["unchanged"] is True and again["version"] == first["version"] == 1
+    assert sent == [("POST", "/v1/arrays/alice/free/uploads")]  # one request, no bytes
+
+
+# ---------------------------------------------------------------- part URLs in batches
+
+
+@pytest.fixture
+def session_token_1k(monkeypatch):
+    """Real Lambda credentials carry a session token of about 1 KiB, signed into every URL."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "T" * 1024)
+    config.reset()
+
+
+def test_a_50_gib_start_answer_stays_small(api, users, session_token_1k):
+    t = token(users, "alice")
+    size = 50 * GiB
+    part_size = 16 * MiB
+    count = -(-size // part_size)
+    r = api.post("/v1/arrays/alice/huge/uploads", token=t, json={
+        "size": size, "sha256": "a" * 64, "part_size": part_size,
+        "part_sha256": ["b" * 64] * count})
+    assert r.status_code == 201, r.text
+    assert len(r.content) < 256 * 1024
+    plan = r.json()
+    assert plan["parts_total"] == count == 3200
+    assert [p["part_number"] for p in plan["parts"]] == list(range(1, 65))
+    assert "X-Amz-Security-Token" in plan["parts"][0]["url"]
+    path = f"/v1/arrays/alice/huge/uploads/{plan['upload_id']}/parts"
+    r = api.post(path, token=t, json={"part_numbers": list(range(3137, 3201))})
+    assert r.status_code == 200 and len(r.content) < 256 * 1024
+    assert r.json()["parts"][-1]["headers"]["Content-Length"] == str(size - 3199 * part_size)
+    r = api.post(path, token=t, json={"part_numbers": list(range(1, 66))})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest")
+
+
+@pytest.fixture
+def tiny_parts(monkeypatch):
+    """The shape of a 50 GiB upload (3,200 parts), with parts of 1 KiB: the server's part
+    sizes and the local S3's smallest part are lowered by configuration."""
+    import moto.s3.models
+
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
+    monkeypatch.setenv("NSHUB_SINGLE_PART_MAX_BYTES", "1024")
+    monkeypatch.setenv("NSHUB_MIN_PART_SIZE", "1024")
+    config.reset()
+
+
+def test_an_upload_shaped_like_50_gib_goes_end_to_end(live_api, users, home, tmp_path, pump,
+                                                      tiny_parts):
+    from nshub import Client
+
+    data = random_bytes(3200 * 1024 - 100)
+    path = tmp_path / "huge.bin"
+    path.write_bytes(data)
+    client = Client(token=token(users, "alice"))
+    calls = []
+    client.session.hooks["response"].append(lambda r, *a, **k: calls.append(
+        (r.request.method, urlparse(r.request.url).path, len(r.content or b""))))
+    pushed = client.push_file(path, "alice/huge")
+    client.session.hooks["response"].clear()  # (reading bodies would consume the download)
+    assert (pushed["version"], pushed["integrity"]) == (1, "pending")
+    api_calls = [c for c in calls if c[1].startswith("/v1/")]
+    assert [c[1].rsplit("/", 1)[-1] for c in api_calls].count("parts") == 3200 // 64 - 1
+    assert max(c[2] for c in api_calls) < 256 * 1024
+    assert len([c for c in calls if c[0] == "PUT"]) == 3200
+    pump.drain()
+    assert client.info("alice/huge")["integrity"] == "verified"
+    assert client.pull_bytes("alice/huge") == data
+
+
+def test_parts_route_answers_one_batch_by_default(api, users, tiny_parts):
+    t = token(users, "alice")
+    data = random_bytes(100 * 1024)
+    r = start(api, t, "alice/many", data, part_size=1024,
+              part_sha256=part_digests(data, 1024))
+    plan = r.json()
+    assert (plan["parts_total"], len(plan["parts"])) == (100, 64)
+    path = f"/v1/arrays/alice/many/uploads/{plan['upload_id']}"
+    assert len(api.post(path + "/parts", token=t).json()["parts"]) == 64
+
+    def more(numbers):
+        return api.post(path + "/parts", token=t, json={"part_numbers": numbers}).json()["parts"]
+
+    parts = put_parts(plan, data, more)
+    r = api.post(path + "/complete", token=t, json={"parts": parts})
+    assert r.status_code == 200, r.text
+    assert pull(api, t, "alice/many")[1] == data
+
+
+def test_a_multipart_array_must_declare_its_part_digests(api, users):
+    t = token(users, "alice")
+    r = api.post("/v1/arrays/alice/x/uploads", token=t, json={"size": 11 * MiB,
+                                                               "sha256": "a" * 64})
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest")
+    assert "part_sha256" in r.json()["Message"]
+
+
+def test_metadata_only_change_in_an_unchanged_push(api, users):
+    t = token(users, "alice")
+    data = random_bytes(1000)
+    push(api, t, "alice/meta", data, metadata={"a": 1})
+    r = start(api, t, "alice/meta", data, metadata={"a": 2})
+    assert r.status_code == 200 and r.json()["metadata"] == {"a": 2}
+    assert json.loads(json.dumps(info(api, t, "alice/meta").json()["metadata"])) == {"a": 2}
