@@ -42,6 +42,8 @@ from nshub.transfer import (
     hash_source_parts,
     path_opener,
     source_size,
+    RangedDownload,
+    RangesIgnored,
     upload_parts,
     verify_download,
 )
@@ -208,18 +210,28 @@ class Client:
         partial = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
 
+        ranged = int(info["size"]) > settings.pull_range_bytes()
         for fresh in (False, True):
-            offset, digest = _resume_state(partial, int(info["size"]), fresh)
-            with open(partial, "ab") as sink:
-                digest, info = self._download(array, info, version, sink, offset, digest)
+            if ranged:
+                try:
+                    digest, info = self._download_ranges(array, info, version, partial, fresh)
+                except RangesIgnored:
+                    ranged = False  # a store without ranged GETs: one stream
+                    fresh = True
+            if not ranged:
+                offset, digest = _resume_state(partial, int(info["size"]), fresh)
+                with open(partial, "ab") as sink:
+                    digest, info = self._download(array, info, version, sink, offset, digest)
             try:
                 verify_download(partial.stat().st_size, digest, info, str(array))
                 break
             except IntegrityError:
                 partial.unlink(missing_ok=True)
-                if offset == 0 or fresh:
+                partial.with_name(partial.name + ".ranges").unlink(missing_ok=True)
+                if fresh:
                     raise
                 # the bytes resumed from disk were stale (another version?): once more, clean
+        partial.with_name(partial.name + ".ranges").unlink(missing_ok=True)
         os.replace(partial, target)
         return target, info
 
@@ -357,6 +369,35 @@ class Client:
             self._api("DELETE", upload, headers=headers)
         except (NshubError, requests.RequestException):
             pass
+
+    def _download_ranges(self, array: ArrayName, info: dict, version: int | None,
+                         partial: Path, fresh: bool) -> tuple[Any, dict]:
+        """Parallel ranged GETs into `partial`, resumable (see transfer.RangedDownload)."""
+        size = int(info["size"])
+        current = {"info": info}
+        pinned = info.get("version", version) if not array.legacy else version
+
+        def refresh_url() -> str:
+            current["info"] = self.info(str(array), version=pinned)
+            return current["info"]["download_url"]
+
+        lock = threading.Lock()
+        with transfer_bar(size, f"pull {array.name}") as bar:
+            def progress(n: int) -> None:
+                with lock:
+                    bar.update(n)
+
+            job = RangedDownload(
+                self.session, partial, url=info.get("download_url") or "",
+                refresh_url=refresh_url, size=size, sha256=str(info.get("sha256")),
+                retry=self.retry, workers=self.max_workers,
+                range_size=settings.pull_range_bytes(), on_progress=progress,
+                what=f"the download of {array}")
+            if fresh:
+                job.forget()
+                partial.unlink(missing_ok=True)
+            digest = job.run()
+        return digest, current["info"]
 
     def _download(
         self,

@@ -7,7 +7,9 @@ environment is obeyed without re-importing anything.
     NSHUB_TOKEN                    a bearer token used as-is; wins over the credentials file
     NSHUB_HOME                     client state folder     (default ~/.nshub)
     NSHUB_DISABLE_PROGRESS_BARS=1  never draw progress bars
-    NSHUB_MAX_WORKERS              parallel part uploads   (default 8)
+    NSHUB_MAX_WORKERS              parallel part uploads and ranged downloads (default 8)
+    NSHUB_PULL_RANGE_BYTES         a pull of more than this is parallel ranged GETs of this
+                                   size each (default 16 MiB)
     NSHUB_DEBUG=1                  the CLI prints full tracebacks
 """
 from __future__ import annotations
@@ -55,6 +57,17 @@ def max_workers() -> int:
         return max(1, int(raw)) if raw else DEFAULT_MAX_WORKERS
     except ValueError:
         return DEFAULT_MAX_WORKERS
+
+
+DEFAULT_PULL_RANGE_BYTES = 16 * 1024 * 1024
+
+
+def pull_range_bytes() -> int:
+    raw = os.environ.get("NSHUB_PULL_RANGE_BYTES", "").strip()
+    try:
+        return max(CHUNK_SIZE, int(raw)) if raw else DEFAULT_PULL_RANGE_BYTES
+    except ValueError:
+        return DEFAULT_PULL_RANGE_BYTES
 
 
 def debug() -> bool:

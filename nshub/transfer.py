@@ -401,3 +401,190 @@ def verify_download(got_size: int, digest: Any, info: dict, what: str) -> None:
             f"the registry's ({expected[:12]}...)"
         )
 
+
+
+# ---------------------------------------------------------------- parallel ranged downloads
+
+
+class RangesIgnored(Exception):
+    """The store answered a ranged GET with the whole object: download in one stream."""
+
+
+class RangedDownload:
+    """Download an object into a file as parallel ranged GETs, each written in place.
+
+    The file is sized first; `workers` threads each GET one `range_size` window at a time
+    and write its bytes at their offset as they arrive (one CHUNK_SIZE buffer per thread), so
+    memory does not grow with the object. The caller's thread hashes the file in order, each
+    range as soon as it and all before it are complete (read back from the page cache), so
+    the digest is ready when the last range lands. Progress is kept in `<file>.ranges`
+    (which ranges are complete, for which sha256): an interrupted pull resumes with the
+    ranges it lacks, and hashes the ones it kept from the file.
+    """
+
+    def __init__(self, session: requests.Session, path: Any, *, url: str,
+                 refresh_url: Callable[[], str], size: int, sha256: str, retry: Retry,
+                 workers: int, range_size: int, on_progress: Callable[[int], None], what: str):
+        import os
+        from pathlib import Path
+
+        self.session, self.path, self.url = session, Path(path), url
+        self.refresh_url, self.size, self.sha256 = refresh_url, size, sha256
+        self.retry, self.workers, self.range_size = retry, max(1, workers), range_size
+        self.on_progress, self.what = on_progress, what
+        self.state_path = self.path.with_name(self.path.name + ".ranges")
+        self.count = -(-size // range_size)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._done: set[int] = set()
+        self._failed: BaseException | None = None
+        self._os = os
+
+    # -- state
+
+    def _load_state(self) -> None:
+        import json
+
+        try:
+            state = json.loads(self.state_path.read_text())
+            ok = state.get("sha256") == self.sha256 and state.get("size") == self.size \
+                and state.get("range_size") == self.range_size \
+                and self.path.exists() and self.path.stat().st_size == self.size
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if ok:
+            self._done = {int(i) for i in state.get("done", []) if 0 <= int(i) < self.count}
+        else:
+            self._done = set()
+            with open(self.path, "wb") as fh:
+                fh.truncate(self.size)
+
+    def _save_state(self) -> None:
+        import json
+
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"sha256": self.sha256, "size": self.size,
+                                   "range_size": self.range_size, "done": sorted(self._done)}))
+        self._os.replace(tmp, self.state_path)
+
+    def forget(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+
+    # -- work
+
+    def run(self) -> Any:
+        """Download what is missing; returns the sha256 digest of the whole file."""
+        self._load_state()
+        kept = sum(self._length(i) for i in self._done)
+        if kept:
+            self.on_progress(kept)
+        missing = [i for i in range(self.count) if i not in self._done]
+        fd = self._os.open(self.path, self._os.O_RDWR)
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(missing)))) as pool:
+                futures = [pool.submit(self._fetch, fd, i) for i in missing]
+                try:
+                    digest = self._hash_in_order(fd)
+                except BaseException:
+                    with self._lock:
+                        self._failed = self._failed or _Cancelled()
+                    for future in futures:
+                        future.cancel()
+                    raise
+                for future in futures:
+                    future.result()
+        finally:
+            self._os.close(fd)
+        return digest
+
+    def _length(self, index: int) -> int:
+        return min(self.range_size, self.size - index * self.range_size)
+
+    def _hash_in_order(self, fd: int) -> Any:
+        digest = hashlib.sha256()
+        for index in range(self.count):
+            with self._changed:
+                while index not in self._done and self._failed is None:
+                    self._changed.wait()
+                if self._failed is not None:
+                    raise self._failed
+            start, end = index * self.range_size, index * self.range_size + self._length(index)
+            while start < end:
+                chunk = self._os.pread(fd, min(settings.CHUNK_SIZE, end - start), start)
+                if not chunk:
+                    raise IntegrityError(f"{self.what}: the file being written got shorter")
+                digest.update(chunk)
+                start += len(chunk)
+        return digest
+
+    def _fetch(self, fd: int, index: int) -> None:
+        try:
+            self._fetch_range(fd, index)
+        except BaseException as exc:
+            with self._changed:
+                self._failed = self._failed or exc
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            self._done.add(index)
+            self._save_state()
+            self._changed.notify_all()
+
+    def _fetch_range(self, fd: int, index: int) -> None:
+        start = index * self.range_size
+        end = start + self._length(index)  # exclusive
+        position, failures, refreshes = start, 0, 0
+        while position < end:
+            with self._lock:
+                if self._failed is not None:
+                    raise _Cancelled()
+                url = self.url
+            headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{end - 1}"}
+            try:
+                response = self.session.get(url, headers=headers, stream=True,
+                                            timeout=settings.TRANSFER_TIMEOUT)
+            except TRANSIENT_ERRORS as exc:
+                failures = self._transient(failures, exc)
+                continue
+            with response:
+                status = response.status_code
+                if status in (401, 403) and refreshes < 3:
+                    refreshes += 1
+                    self._renew(url)
+                    continue
+                if status in RETRY_STATUSES:
+                    failures = self._transient(failures, None, response.headers.get("Retry-After"))
+                    continue
+                raise_for_storage_error(response, self.what)
+                if status != 206 or not _range_starts_at(response, position):
+                    raise RangesIgnored()
+                progressed = False
+                try:
+                    for chunk in _body_chunks(response):
+                        if position + len(chunk) > end:
+                            raise IntegrityError(f"{self.what}: the store sent more than asked")
+                        self._os.pwrite(fd, chunk, position)
+                        position += len(chunk)
+                        self.on_progress(len(chunk))
+                        progressed = True
+                except TRANSIENT_ERRORS as exc:
+                    failures = 0 if progressed else failures
+                    failures = self._transient(failures, exc)
+                    continue
+                if position < end:
+                    failures = self._transient(0 if progressed else failures, None)
+
+    def _renew(self, stale: str) -> None:
+        with self._lock:
+            if self.url != stale:
+                return  # another thread renewed it already
+            self.url = self.refresh_url()
+
+    def _transient(self, failures: int, exc: Exception | None,
+                   retry_after: str | None = None) -> int:
+        failures += 1
+        if failures >= self.retry.attempts:
+            raise ServerUnreachable(
+                f"{self.what} keeps failing: {exc or 'the connection dropped'}") from exc
+        self.retry.sleep(self.retry.delay(failures, retry_after))
+        return failures

@@ -64,6 +64,7 @@ class FakeHub:
     faults: list = field(default_factory=list)
     drop_after: list = field(default_factory=list)  # byte counts, one per download to cut
     ignore_range: bool = False
+    ranges: list = field(default_factory=list)  # (first, last) byte of each ranged GET served
     corrupt: bool = False
     url_generation: int = 0
     endpoint: str = ""
@@ -336,11 +337,15 @@ class FakeHub:
             start = 0
             rng = headers.get("Range")
             if rng and not self.ignore_range:
-                start = int(rng.removeprefix("bytes=").split("-")[0])
+                first, _, last = rng.removeprefix("bytes=").partition("-")
+                start = int(first)
                 if start >= len(blob):
                     return 416, {}, b""
-                return 206, {"Content-Range": f"bytes {start}-{len(blob) - 1}/{len(blob)}"}, \
-                    blob[start:]
+                end = min(int(last), len(blob) - 1) if last else len(blob) - 1
+                with self.lock:
+                    self.ranges.append((start, end))
+                return 206, {"Content-Range": f"bytes {start}-{end}/{len(blob)}"}, \
+                    blob[start:end + 1]
             return 200, {}, blob
         return 400, {}, b"<Error><Code>BadRequest</Code></Error>"
 

@@ -275,3 +275,62 @@ def test_a_part_is_read_lazily_in_bounded_pieces():
     assert body == data[settings.CHUNK_SIZE // 2: settings.CHUNK_SIZE // 2 + len(part)]
     assert reads and max(reads) <= settings.CHUNK_SIZE and -1 not in reads
     part.close()
+
+
+# --- parallel ranged pulls -------------------------------------------------------------
+
+
+@pytest.fixture
+def mib_ranges(monkeypatch):
+    """Pulls of more than 1 MiB go as parallel ranged GETs of 1 MiB."""
+    monkeypatch.setenv("NSHUB_PULL_RANGE_BYTES", str(1024 * 1024))
+
+
+def windows(size: int, step: int = 1024 * 1024) -> list[tuple[int, int]]:
+    return [(s, min(s + step, size) - 1) for s in range(0, size, step)]
+
+
+def test_a_large_pull_is_parallel_ranges_written_in_place(alice, hub, tmp_path, mib_ranges):
+    data = os.urandom(5 * 1024 * 1024 + 321)
+    alice.push_bytes(data, "alice/big")
+    assert alice.pull_file("alice/big", tmp_path / "out" / "big").read_bytes() == data
+    assert sorted(hub.ranges) == windows(len(data))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["big"]  # no .part/.ranges
+
+
+def test_an_interrupted_ranged_pull_resumes_with_the_ranges_it_lacks(alice, hub, tmp_path,
+                                                                     mib_ranges, monkeypatch):
+    monkeypatch.setenv("NSHUB_MAX_WORKERS", "1")  # ranges in order: two land, the third drops
+    data = os.urandom(5 * 1024 * 1024 + 321)
+    alice.push_bytes(data, "alice/big")
+    hub.drop_after = [10**9, 10**9, 1000]
+
+    def interrupted(_seconds):
+        raise KeyboardInterrupt
+
+    alice.retry = Retry(sleep=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        alice.pull_file("alice/big", tmp_path / "big")
+    assert (tmp_path / "big.ranges").exists() and not (tmp_path / "big").exists()
+
+    hub.ranges.clear()
+    alice.retry = Retry(sleep=lambda _s: None)
+    monkeypatch.setenv("NSHUB_MAX_WORKERS", "8")
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+    assert sorted(hub.ranges) == windows(len(data))[2:]
+
+
+def test_a_store_ignoring_ranges_gets_one_stream(alice, hub, tmp_path, mib_ranges):
+    data = os.urandom(3 * 1024 * 1024)
+    alice.push_bytes(data, "alice/big")
+    hub.ignore_range = True
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+
+
+def test_a_corrupted_ranged_pull_is_refused_and_leaves_nothing(alice, hub, tmp_path,
+                                                              mib_ranges):
+    alice.push_bytes(os.urandom(3 * 1024 * 1024), "alice/big")
+    hub.corrupt = True
+    with pytest.raises(IntegrityError, match="sha256"):
+        alice.pull_file("alice/big", tmp_path / "out" / "big")
+    assert list((tmp_path / "out").iterdir()) == []

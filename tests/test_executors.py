@@ -107,7 +107,9 @@ def test_executor_over_the_size_limit_is_413(api, users, aws_env):
     r = api.post("/v1/executors/alice/big/uploads", token=token(users),
                  json={"size": limit, "sha256": "0" * 64})
     assert r.status_code == 201, r.text
-    r = api.post("/v1/arrays/alice/big/uploads", token=token(users), json=body)
+    parts = -(-(limit + 1) // (5 * 1024 * 1024))  # an array in parts declares their digests
+    r = api.post("/v1/arrays/alice/big/uploads", token=token(users), json={
+        **body, "part_size": 5 * 1024 * 1024, "part_sha256": ["0" * 64] * parts})
     assert r.status_code == 201, r.text
 
 
