@@ -203,7 +203,7 @@ class Client:
         self, name: str, path: str | os.PathLike | None, *, version: int | None
     ) -> tuple[Path, dict]:
         array = parse_array_name(name)
-        info = self.info(name, version=version)
+        info = self._downloadable_info(name, version)
         target = Path(path) if path is not None else Path.cwd()
         if target.is_dir():
             target = target / array.name
@@ -238,7 +238,7 @@ class Client:
     def pull_bytes(self, name: str, *, version: int | None = None) -> bytes:
         """Download an array into memory, checked against its declared size and sha256."""
         array = parse_array_name(name)
-        info = self.info(name, version=version)
+        info = self._downloadable_info(name, version)
         sink = io.BytesIO()
         digest, info = self._download(array, info, version, sink, 0, hashlib.sha256())
         verify_download(sink.tell(), digest, info, str(array))
@@ -249,6 +249,16 @@ class Client:
         array = parse_array_name(name)
         params = {"version": int(version)} if version is not None else None
         return self._api("GET", _array_path(array), params=params)
+
+    def _downloadable_info(self, name: str, version: int | None) -> dict:
+        """The info to pull from: a quarantined version (the owner still sees it) has no bytes
+        to give."""
+        info = self.info(name, version=version)
+        if info.get("integrity") == "quarantined":
+            raise IntegrityError(
+                f"{info.get('full_name', name)} version {info.get('version')} is quarantined "
+                f"({info.get('quarantine_reason')}): push the file again")
+        return info
 
     def list(self, namespace: str, *, limit: int | None = None) -> list[dict]:
         """Arrays of a namespace (all of them, following pages; at most `limit`)."""

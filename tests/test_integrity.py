@@ -145,7 +145,10 @@ def test_a_lying_client_ends_quarantined_and_latest_moves_back(api, users, pump,
 
 
 def test_a_quarantined_first_version_hides_the_array_and_an_honest_push_replaces_it(
-        api, users, pump):
+        api, users, pump, home):
+    from nshub import Client
+    from nshub.errors import IntegrityError
+
     alice, bob = token(users, "alice"), token(users, "bob")
     shown, sent = random_bytes(11 * MiB), random_bytes(11 * MiB)
     assert lying_push(api, alice, "alice/only", shown, sent).status_code == 200
@@ -158,6 +161,8 @@ def test_a_quarantined_first_version_hides_the_array_and_an_honest_push_replaces
     mine = info(api, alice, "alice/only").json()
     assert (mine["version"], mine["integrity"]) == (1, "quarantined")
     assert "download_url" not in mine
+    with pytest.raises(IntegrityError, match="alice/only version 1 is quarantined"):
+        Client(token=alice).pull_bytes("alice/only")
 
     # the declared bytes, honestly: not "unchanged" (version 1 never held them)
     r = push(api, alice, "alice/only", shown)
