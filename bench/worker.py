@@ -1,6 +1,7 @@
 """The client side of a transfer benchmark, in its own process: `python -m bench.worker CMD ...`.
 
-    push-nshub FILE NAME                                  nshub Client.push_file
+    push-nshub FILE NAME [again]                          nshub Client.push_file (again: then
+                                                          push the same file once more)
     pull-nshub NAME OUT                                   nshub Client.pull_file (sha256 checked)
     push-boto3 FILE BUCKET KEY PART THRESHOLD WORKERS [CHECKSUMS]   boto3 upload_file
     pull-boto3 BUCKET KEY OUT PART THRESHOLD WORKERS      boto3 download_file
@@ -51,9 +52,10 @@ def _transfer_config(part: str, threshold: str, workers: str):
                           max_concurrency=int(workers), use_threads=True)
 
 
-def push_nshub(path: str, name: str) -> dict:
-    """Also times the phases: hashing the file, PUTting the parts, and the rest (start and
-    complete, where the server verifies the stored object)."""
+def push_nshub(path: str, name: str, again: str = "") -> dict:
+    """Also times the phases: hashing the file, PUTting the parts, the `complete` request
+    (as the client saw it) and the rest; with `again`, a second push of the same file (an
+    unchanged re-push): its time and the bytes it sent to storage."""
     from nshub import Client
     from nshub import client as client_module
 
@@ -72,13 +74,32 @@ def push_nshub(path: str, name: str) -> dict:
     client_module.hash_source = timed("hash", client_module.hash_source)
     client_module.hash_source_parts = timed("hash", client_module.hash_source_parts)
     client_module.upload_parts = timed("parts", client_module.upload_parts)
+    sent = [0]
+    completes: list[float] = []
+
+    def observe(response, *args, **kwargs):
+        request = response.request
+        if request.method == "PUT":
+            sent[0] += int(request.headers.get("Content-Length") or 0)
+        elif request.url.split("?")[0].endswith("/complete"):
+            completes.append(response.elapsed.total_seconds())
+
     with Client() as client:
+        client.session.hooks["response"].append(observe)
         start = time.perf_counter()
         info = client.push_file(path, name)
         seconds = time.perf_counter() - start
-    phases["api"] = seconds - sum(phases.values())
-    return {"seconds": seconds, "version": info["version"], "size": info["size"],
-            "phases": {k: round(v, 3) for k, v in phases.items()}}
+        phases["complete"] = sum(completes)
+        phases["api"] = seconds - sum(phases.values())
+        result = {"seconds": seconds, "version": info["version"], "size": info["size"],
+                  "sent": sent[0], "phases": {k: round(v, 3) for k, v in phases.items()}}
+        if again:
+            sent[0] = 0
+            start = time.perf_counter()
+            same = client.push_file(path, name)
+            result["again"] = {"seconds": time.perf_counter() - start, "sent": sent[0],
+                               "unchanged": bool(same.get("unchanged"))}
+    return result
 
 
 def pull_nshub(name: str, out: str) -> dict:
