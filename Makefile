@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml requirements.txt
 dev: $(STAMP)
 	$(PY) -m devstack
 
+# LocalStack's S3, the reference of tests/test_storage_conformance.py: a virtualenv of its own
+# under ~/.cache/nshub, made once (README, Integrity).
 test: $(STAMP)
+	$(PY) -m devstack.localstack install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)

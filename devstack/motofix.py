@@ -141,6 +141,7 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
     original_get_checksum = S3Response._get_checksum
     original_complete = S3Response._key_response_post
     original_get_object = S3Response.get_object
+    original_head = S3Response.head_object
 
     def _key_response(self, request, full_url):
         if request.method == "PUT":
@@ -171,6 +172,16 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
                 headers.pop("content-length", None)
         return status, headers, content
 
+    def head_object(self, bucket_name, query, key_name, headers):
+        status, response_headers, content = original_head(self, bucket_name, query, key_name,
+                                                          headers)
+        sent = response_headers.get("x-amz-checksum-sha256")
+        if status == 200 and sent and "-" not in sent:  # S3 qualifies a composite: `...-N`
+            key = self.backend.get_object(bucket_name, key_name)
+            if key is not None and key.checksum_type == "COMPOSITE" and key.checksum_parts:
+                response_headers["x-amz-checksum-sha256"] = f"{sent}-{key.checksum_parts}"
+        return status, response_headers, content
+
     def get_object(self):
         if _single_range(self.headers.get("range")) is None:
             return original_get_object(self)
@@ -185,6 +196,7 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
     S3Response._get_checksum = _get_checksum
     S3Response._key_response_post = _key_response_post
     S3Response.get_object = get_object
+    S3Response.head_object = head_object
     _make_value_lazy_on_demand()
 
 
