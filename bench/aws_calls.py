@@ -151,7 +151,7 @@ def measure(stack: Stack) -> dict[str, list[str]]:
         _call(client, "GET", "/v1/arrays/alice/warm", token)
 
         push("one", single, "single part", public=True)
-        push("one", single, "single part, 2nd version", public=True)
+        push("one", b"y" * 1024, "single part, 2nd version", public=True)
         push("big", multi, "multipart")
         push("three", single, None, public=True)
         with counting() as calls:

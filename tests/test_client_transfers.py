@@ -311,7 +311,7 @@ def test_an_interrupted_ranged_pull_resumes_with_the_ranges_it_lacks(alice, hub,
     alice.retry = Retry(sleep=interrupted)
     with pytest.raises(KeyboardInterrupt):
         alice.pull_file("alice/big", tmp_path / "big")
-    assert (tmp_path / "big.ranges").exists() and not (tmp_path / "big").exists()
+    assert (tmp_path / "big.part.ranges").exists() and not (tmp_path / "big").exists()
 
     hub.ranges.clear()
     alice.retry = Retry(sleep=lambda _s: None)

@@ -83,6 +83,8 @@ def test_push_pull_and_manage_an_executor(alice, home, tmp_path, capsys, monkeyp
                                "sha256": pushed["sha256"], "cached": True}
 
     # a protected tag never moves: one line, no traceback
+    with open(folder / "executor.py", "a") as fh:  # other bytes: a new version
+        fh.write("# changed\n")
     code, out, err = run(capsys, "hub", "push", str(folder), "--protected-tag", "stable")
     assert (code, out) == (1, "")
     assert len(err.splitlines()) == 1
@@ -177,6 +179,8 @@ def test_legacy_push_and_pull_with_the_secret(live_api, users, home, tmp_path, c
     assert code == 1 and err.splitlines()[0].endswith("(NotFound)")
     assert "wrong" not in err
 
+    with open(folder / "executor.py", "a") as fh:  # other bytes: a new version
+        fh.write("# changed\n")
     code, out, err = run(capsys, "hub", "push", str(folder), "--legacy", "OldExecutor",
                          "--secret", "s3cret-1", "--tag", "v2", "--json")
     assert code == 0, err

@@ -118,10 +118,12 @@ def test_the_same_folder_packs_to_the_same_sha256(alice, tmp_path):
     os.utime(folder / "executor.py", (1, 1))  # mtimes do not matter
     second = executors.push(folder, client=alice, public=True)
 
+    # the same bytes: an unchanged re-push, no new version; its visibility still applies
     assert second["sha256"] == first["sha256"] and second["size"] == first["size"]
-    assert (first["version"], second["version"]) == (1, 2)
+    assert second["unchanged"] is True
+    assert (first["version"], second["version"]) == (1, 1)
     assert second["visibility"] == "public"
-    assert [v["version"] for v in executors.versions("alice/MyExecutor", client=alice)] == [2, 1]
+    assert [v["version"] for v in executors.versions("alice/MyExecutor", client=alice)] == [1]
 
 
 def test_tags_move_but_protected_tags_never(alice, tmp_path, home):
