@@ -296,7 +296,7 @@ async function listView(view, tab, ns, alive) {
       results.append(emptyState(tab, ns, own));
       return;
     }
-    results.append(listTable(tab, answer.items), pager(answer.next_cursor));
+    results.append(listTable(tab, answer.items, own ? `Your ${kind.plural}` : `Public ${kind.plural} of ${ns}`), pager(answer.next_cursor));
   }
   function pager(next) {
     const size = h("select", { id: "page-size" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === pageSize }, String(n))));
@@ -328,14 +328,13 @@ async function listView(view, tab, ns, alive) {
   await load();
 }
 
-function listTable(tab, items) {
-  const kind = KINDS[tab];
+function listTable(tab, items, caption) {
   const link = (info) => h("a", { href: hashFor(tab, info.namespace, info.name) }, info.full_name);
   if (tab === "storage") {
-    return table(`Your ${kind.plural}`, ["Name", "Visibility", "Size", "Versions", "Updated"],
+    return table(caption, ["Name", "Visibility", "Size", "Versions", "Updated"],
       items.map((info) => [link(info), badge(info.visibility), formatSize(info.size), `latest v${info.version}`, formatDate(info.updated_at)]));
   }
-  return table(`Your ${kind.plural}`, ["Name", "Tags", "Visibility", "Versions", "Image", "Updated"],
+  return table(caption, ["Name", "Tags", "Visibility", "Versions", "Image", "Updated"],
     items.map((info) => [link(info), tagList(info.tags), badge(info.visibility), `latest v${info.version}`,
       imageStatus(info.image_status), formatDate(info.updated_at)]));
 }
