@@ -247,6 +247,72 @@ def test_sign_up_sign_out_and_sign_in(browser, api):
 
 
 @pytest.mark.browser
+def test_stages_that_send_a_code_confirm_the_account(browser, api, monkeypatch):
+    from chalicelib import config
+
+    # Given a stage with e-mail: sign-ups wait for their code (moto accepts any code)
+    monkeypatch.setenv("NSHUB_STAGE", "prod")
+    config.reset()
+    tab = browser()
+    page = tab.page
+    page.goto("/#/signup")
+    page.get_by_label("Username").fill("dave")
+    page.get_by_label("Email").fill("dave@example.com")
+    page.get_by_label("Password").fill("Dave-passw0rd")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your account")
+    expect(page.locator("form")).to_contain_text("We sent a confirmation code to the email address of dave")
+    assert api.post("/v1/auth/login", json={"username": "dave", "password": "Dave-passw0rd"}
+                    ).status_code == 403
+    page.get_by_label("Confirmation code").fill("123456")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#account")).to_contain_text("Signed in as dave")
+
+    # an account left unconfirmed is confirmed later from the sign-in page
+    assert api.post("/v1/auth/signup", json={"username": "erin", "password": "Erin-passw0rd",
+                                             "email": "erin@example.com"}).status_code == 201
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("link", name="Confirm your account").click()
+    page.get_by_label("Username").fill("erin")
+    page.get_by_label("Password").fill("Erin-passw0rd")
+    page.get_by_label("Confirmation code").fill("654321")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#account")).to_contain_text("Signed in as erin")
+    tab.check()
+
+
+@pytest.mark.browser
+def test_keyboard_only(browser, users):
+    tab = browser()
+    page = tab.page
+    page.goto("/#/signin")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    # the first Tab reaches the skip link, which is shown when focused
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    # focus is always visible
+    page.get_by_label("Username").focus()
+    outline = page.get_by_label("Username").evaluate("node => getComputedStyle(node).outlineStyle")
+    assert outline == "solid"
+    # typing and Enter sign in; the new view's heading takes the focus
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    page.keyboard.type(users["alice"]["password"])
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("Storage: your arrays")
+    expect(heading).to_be_focused()
+    # the tabs are links in order, reachable with Tab
+    page.get_by_role("link", name="Executors").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Executors: your executors")
+    expect(page.get_by_role("link", name="Executors")).to_have_attribute("aria-current", "page")
+    tab.check()
+
+
+@pytest.mark.browser
 def test_an_array_pushed_by_the_cli(browser, api, users, home, tmp_path):
     login_cli("alice", users["alice"]["password"])
     push_array(tmp_path, "alice/fashion", b"v1 bytes\n", "--meta", "split=train")

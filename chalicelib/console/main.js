@@ -48,6 +48,7 @@ async function render() {
     if (!tab) go(api.session() ? "#/storage" : "#/signin");
     else if (tab === "signin") signInView(view);
     else if (tab === "signup") signUpView(view);
+    else if (tab === "confirm") view.append(...confirmForm());
     else if (KINDS[tab] && name !== undefined && extra.length === 0) await detailView(view, tab, ns, name, alive);
     else if (KINDS[tab] && extra.length === 0) await listView(view, tab, ns, alive);
     else if (tab === "tokens" && ns === undefined) await tokensView(view, alive);
@@ -149,7 +150,8 @@ function signInView(view) {
   const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
   const form = h("form", { class: "card narrow", "aria-labelledby": "signin-title" },
     errors, field("Username", username), field("Password", password), submit,
-    h("p", null, "No account yet? ", h("a", { href: "#/signup" }, "Sign up")));
+    h("p", null, "No account yet? ", h("a", { href: "#/signup" }, "Sign up")),
+    h("p", null, "Got a confirmation code by email? ", h("a", { href: "#/confirm" }, "Confirm your account")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clear(errors);
@@ -214,21 +216,29 @@ function signUpView(view) {
   view.append(h("h1", { id: "signup-title", tabindex: "-1" }, "Create an account"), form);
 }
 
+// Right after sign-up the console knows the username and password; from the sign-in page
+// (#/confirm) it asks for them too.
 function confirmForm(name, password) {
+  const username = h("input", { id: "confirm-username", name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" });
+  const secret = h("input", { id: "confirm-password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const code = h("input", { id: "confirm-code", name: "code", autocomplete: "one-time-code", inputmode: "numeric", required: true });
   const errors = h("div");
   const submit = h("button", { type: "submit", class: "primary" }, "Confirm");
   const form = h("form", { class: "card narrow" }, errors,
-    h("p", null, `We sent a confirmation code to the email address of ${name}. Enter it to finish.`),
+    name ? h("p", null, `We sent a confirmation code to the email address of ${name}. Enter it to finish.`)
+      : h("p", null, "Enter the code we sent to your email address when you signed up."),
+    name ? null : field("Username", username),
+    name ? null : field("Password", secret),
     field("Confirmation code", code), submit);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clear(errors);
     const done = busy(submit, "Confirming…");
+    const who = name || username.value.trim().toLowerCase();
     try {
-      await api.confirmSignUp(name, code.value.trim());
-      await api.signIn(name, password);
-      announce(`Welcome, ${name}`);
+      await api.confirmSignUp(who, code.value.trim());
+      await api.signIn(who, password || secret.value);
+      announce(`Welcome, ${who}`);
       go("#/storage");
     } catch (err) {
       done();
