@@ -196,6 +196,31 @@ def console_asset(file):
     return Response(body=text, status_code=200, headers=headers)
 
 
+# ---------------------------------------------------------------- personal access tokens
+
+
+@route("/v1/tokens", methods=["POST"])
+def create_token():
+    from chalicelib import tokens
+
+    return created(tokens.create_token(caller(), body(required=False)))
+
+
+@route("/v1/tokens", methods=["GET"])
+def list_tokens():
+    from chalicelib import tokens
+
+    return tokens.list_tokens(caller())
+
+
+@route("/v1/tokens/{token_id}", methods=["DELETE"])
+def revoke_token(token_id):
+    from chalicelib import tokens
+
+    tokens.revoke_token(caller(), token_id=token_id)
+    return no_content()
+
+
 # ---------------------------------------------------------------- resources
 
 

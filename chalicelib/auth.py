@@ -9,6 +9,7 @@ or `access`; the audience (`aud` for ID tokens, `client_id` for access tokens) m
 app client. The username is used exactly as issued, and only for the live account that owns
 its namespace (`accounts.require_live_account`: the claim's `sub`, a deleted account refused
 within a minute). Any failure is Unauthorized: a bad token is never treated as anonymous.
+Personal access tokens (`nshub_...`) are checked by chalicelib/tokens.py instead.
 """
 from __future__ import annotations
 
@@ -26,15 +27,30 @@ JWKS_REFETCH_SECONDS = 60
 LEEWAY_SECONDS = 30
 
 
+FULL_SCOPES = frozenset({"read", "write"})
+MAX_AUTHORIZATION_CHARS = 8192  # far above any Cognito token; refused before any parsing
+
+
 @dataclass(frozen=True)
 class Caller:
     username: str
-    via: str  # "id", "access" or "pat"
+    via: str  # "id", "access", "pat" (personal access token) or "legacy-secret"
     sub: str = ""  # the account (Cognito `sub`) behind a token
+    scopes: frozenset[str] = FULL_SCOPES  # a personal access token's; sign-ins have all
+    token_id: str | None = None  # the personal access token acting, if any
 
     @property
     def namespace(self) -> str:
         return self.username
+
+    def require_write(self) -> "Caller":
+        """This caller, when it may write (push, change, delete); InsufficientScope if not."""
+        if "write" not in self.scopes:
+            from chalicelib.errors import InsufficientScope
+
+            raise InsufficientScope("this token is read-only: it cannot push, change or delete; "
+                                    "create one with `nshub token create NAME --scope write`")
+        return self
 
 
 ANONYMOUS = None
@@ -129,7 +145,8 @@ class TokenVerifier:
 
 
 def bearer_token(headers: dict[str, str]) -> str | None:
-    """The bearer token of a request, None when there is no Authorization header at all."""
+    """The token of a request's `Authorization: Bearer <token>` or `Authorization: token
+    <token>` (the Jina clients' form); None when there is no Authorization header at all."""
     value = None
     for name, val in headers.items():
         if name.lower() == "authorization":
@@ -137,9 +154,12 @@ def bearer_token(headers: dict[str, str]) -> str | None:
             break
     if value is None:
         return None
+    if len(value) > MAX_AUTHORIZATION_CHARS:
+        raise Unauthorized("the Authorization header is too long to hold a token: send "
+                           "'Bearer <token>' with a token from `nshub login` or `nshub token create`")
     scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    if scheme.lower() not in ("bearer", "token") or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>' or 'token <token>'")
     return token.strip()
 
 
@@ -170,4 +190,8 @@ def identify(headers: dict[str, str]) -> Caller | None:
     token = bearer_token(headers)
     if token is None:
         return ANONYMOUS
+    from chalicelib import tokens
+
+    if tokens.looks_like_token(token):  # a personal access token (chalicelib/tokens.py)
+        return tokens.authenticate(token)
     return get_verifier().verify(token)

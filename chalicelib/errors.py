@@ -47,6 +47,11 @@ class Forbidden(NshubError):
     status, code = 403, "Forbidden"
 
 
+class InsufficientScope(NshubError):
+    """A personal access token without the scope the operation needs (read-only writing)."""
+    status, code = 403, "InsufficientScope"
+
+
 class NotFound(NshubError):
     status, code = 404, "NotFound"
 

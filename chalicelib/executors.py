@@ -442,6 +442,8 @@ def _legacy_pusher(caller: Caller | None, name: str, secret: str | None) -> Item
     if secret is None and caller is None:
         raise Unauthorized("send the executor's secret (X-Executor-Secret) or sign in as its owner")
     alias, acting = _legacy_caller(caller, name, secret)
+    if secret is None:
+        caller.require_write()  # a read-only token cannot push, even as the owner
     if acting is None or acting.namespace != alias.owner:
         # 404 like a missing one when this caller cannot even see it, else 403.
         _as_legacy(lambda: registry.get_resource(acting, EXECUTOR, alias.owner, alias.name,

@@ -22,12 +22,21 @@ the first spelling is kept in the item for display.
                                                              conditional put, never deleted, so a
                                                              deleted account's namespace stays
                                                              retired (chalicelib/accounts.py)
-    TOKEN#{token_id}         TOKEN                           (planned) personal access token
+    TOKEN#{sha256(secret)}   TOKEN                           personal access token: its id, owner
+                                                             (username and sub), name, scopes,
+                                                             expiry, last use, revocation; TTL
+                                                             expires_at a while after it ends
+    TOKENS#{username}        TOKENS                          the account's live tokens: {id: hash,
+                                                             name, expiry} and a revision that
+                                                             every change is conditional on
+
+    A token is checked with one GetItem of its own key (the SHA-256 of the secret: the secret
+    is never stored); an account's tokens are listed from its one TOKENS item (then one
+    BatchGetItem of their records), never by a Scan.
 
     GSI gsi1 (listing, one query per page, never a Scan):
     gsi1pk                   gsi1sk
     {kind}#{ns}              {visibility}#{name}             resource heads only
-    TOKENS#{username}        {created_at}#{token_id}         (planned) personal access tokens
 
 A generation is a random id given to a resource when its head is created: deleting the head
 lets cleanup remove exactly that generation's versions, so a re-push right after a delete
@@ -93,6 +102,30 @@ CLAIM_SK = "CLAIM"
 
 def legacy_executor_sk() -> str:
     return "executor#ALIAS"
+
+
+TOKEN_PREFIX = "TOKEN#"
+
+
+def token_pk(secret_hash: str) -> str:
+    return f"{TOKEN_PREFIX}{secret_hash}"
+
+
+def token_hash_of(pk: str) -> str:
+    """The secret's SHA-256 (hex) that a token item's partition key carries."""
+    return pk[len(TOKEN_PREFIX):]
+
+
+def token_sk() -> str:
+    return "TOKEN"
+
+
+def token_index_pk(username: str) -> str:
+    return f"TOKENS#{username}"
+
+
+def token_index_sk() -> str:
+    return "TOKENS"
 
 
 def list_gsi_pk(kind: str, ns: str) -> str:

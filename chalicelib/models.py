@@ -85,11 +85,21 @@ class Item(Model):
     integrity_reason = UnicodeAttribute(null=True)
 
     # legacy executor alias
-    owner = UnicodeAttribute(null=True)
+    owner = UnicodeAttribute(null=True)  # also: a personal access token's account (username)
     secret_hash = UnicodeAttribute(null=True)
 
     # namespace claim: the Cognito `sub` of the account that owns the namespace
     account_sub = UnicodeAttribute(null=True)
+    # personal access token (chalicelib/tokenstore.py reads and writes these)
+    token_id = UnicodeAttribute(null=True)
+    owner_sub = UnicodeAttribute(null=True)  # the account's Cognito sub
+    scopes = JSONAttribute(null=True)  # ["read"] or ["read", "write"]
+    valid_until = NumberAttribute(null=True)  # epoch seconds: refused from then on
+    last_used_at = NumberAttribute(null=True)  # epoch seconds, written at most hourly
+    revoked_at = NumberAttribute(null=True)  # epoch seconds
+    # an account's token index
+    live_tokens = JSONAttribute(null=True)  # {token_id: {hash, name, valid_until}}
+    revision = NumberAttribute(null=True)  # every change is conditional on it
 
 
 def bind(settings: Any) -> None:

@@ -78,7 +78,7 @@ def require_caller(caller: Caller | None) -> Caller:
 
 
 def require_owner_namespace(caller: Caller | None, ns: str) -> Caller:
-    caller = require_caller(caller)
+    caller = require_caller(caller).require_write()
     if ns == keys.LEGACY_NS:
         raise LegacyReadOnly("legacy resources cannot be updated: push 'your-namespace/NAME'")
     if caller.namespace != ns:
@@ -114,10 +114,10 @@ def legacy_read_only(name: str) -> LegacyReadOnly:
 
 
 def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
-    """The head a caller may change: 401 anonymous, 409 legacy (read-only for everyone, and
-    whether it exists is not told), 404 invisible, 403 visible but not theirs (the message
-    never names the owner)."""
-    caller = require_caller(caller)
+    """The head a caller may change: 401 anonymous, 403 a read-only token, 409 legacy
+    (read-only for everyone, and whether it exists is not told), 404 invisible, 403 visible
+    but not theirs (the message never names the owner)."""
+    caller = require_caller(caller).require_write()
     if ns == keys.LEGACY_NS:
         raise legacy_read_only(name)
     head = _readable_head(caller, kind, ns, name)

@@ -8,12 +8,29 @@ import requests
 
 
 # DESIGN.md's access matrix for changes: (caller, public or private target) -> the statuses
-# of (PATCH, DELETE).
+# of (PATCH, DELETE). "write token" and "read token" are personal access tokens of the owner.
 PATCH_DELETE_MATRIX = {
     ("owner", "pub"): (200, 204), ("owner", "priv"): (200, 204),
     ("other", "pub"): (403, 403), ("other", "priv"): (404, 404),
     ("anonymous", "pub"): (401, 401), ("anonymous", "priv"): (401, 401),
+    ("write token", "pub"): (200, 204), ("write token", "priv"): (200, 204),
+    ("read token", "pub"): (403, 403), ("read token", "priv"): (403, 403),
 }
+
+# The callers of the matrix: alice owns the resources; bob is the other user.
+MATRIX_CALLERS = ("owner", "other", "anonymous", "write token", "read token")
+
+
+def matrix_credentials(api, users) -> dict[str, str | None]:
+    """Each matrix caller's bearer token (None: anonymous)."""
+    alice = users["alice"]["id_token"]
+    return {"owner": alice, "other": users["bob"]["id_token"], "anonymous": None,
+            "write token": make_token(api, alice, "matrix write", ("read", "write")),
+            "read token": make_token(api, alice, "matrix read", ("read",))}
+
+
+def refused_for_scope(r) -> bool:
+    return r.status_code == 403 and r.headers.get("X-Error-Code") == "InsufficientScope"
 
 
 def random_bytes(n: int) -> bytes:
@@ -74,3 +91,12 @@ def pull(api, token, full_name, kind="arrays", **params) -> tuple[dict, bytes]:
     info = r.json()
     data = requests.get(info["download_url"], timeout=60).content
     return info, data
+
+
+def make_token(api, id_token: str, name: str = "ci", scopes=("read", "write"),
+               **extra) -> str:
+    """A new personal access token's secret (POST /v1/tokens as a signed-in account)."""
+    r = api.post("/v1/tokens", token=id_token, json={"name": name, "scopes": list(scopes),
+                                                     **extra})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]

@@ -126,13 +126,32 @@ def test_logs_carry_request_and_caller_but_no_secret(api, users):
                                               "password": users["alice"]["password"]})
         tokens = r.json()
         api.get("/v1/arrays/alice/nothing", token=tokens["id_token"])
+        before_pats = len(lines)
+        # personal access tokens: made, used in both forms, refused (read-only), revoked
+        made = api.post("/v1/tokens", token=tokens["id_token"],
+                        json={"name": "ci", "scopes": ["read"]}).json()
+        pat = made["token"]
+        api.get("/v1/arrays/alice/nothing", token=pat)
+        api.get("/v1/me", headers={"Authorization": f"token {pat}"})
+        api.patch("/v1/arrays/alice/nothing", token=pat, json={"visibility": "public"})
+        api.get("/v1/tokens", token=pat)
+        api.delete(f"/v1/tokens/{made['id']}", token=tokens["id_token"])
+        api.get("/v1/me", token=pat)
+        api.get("/v1/me", token=pat[:-1] + "!")
     finally:
         logger.removeHandler(handler)
     text = "\n".join(lines)
+    import hashlib
+
+    pat_hash = hashlib.sha256(pat.encode()).hexdigest()
     for secret in (secret_password, users["alice"]["password"], tokens["id_token"],
-                   tokens["refresh_token"], tokens["access_token"]):
+                   tokens["refresh_token"], tokens["access_token"], pat, pat[6:], pat[:-1],
+                   pat_hash):
         assert secret not in text
     records = [json.loads(line) for line in lines]
+    # a refusal of a token's request names its account, not the token
+    assert any(rec.get("code") == "InsufficientScope" and rec["username"] == "alice"
+               for rec in records)
     assert records and all(rec.get("request_id") for rec in records)
-    assert records[-1]["username"] == "alice"
+    assert records[before_pats - 1]["username"] == "alice"
     assert records[0].get("username") is None  # the failed login: nobody signed in
