@@ -165,6 +165,7 @@ def measure(stack: Stack) -> dict[str, list[str]]:
                 status, _ = _call(client, "GET", "/v1/arrays/alice/one", tok)
             assert status == 200, status
             out[f"pull/info ({label})"] = calls
+        out.update(_token_reads(client, token))
         with counting() as calls:
             status, page = _call(client, "GET", "/v1/arrays/alice?limit=2", token)
         assert status == 200 and page["next_cursor"], page
@@ -186,10 +187,44 @@ def measure(stack: Stack) -> dict[str, list[str]]:
     return out
 
 
+def _token_reads(client, token: str) -> dict[str, list[str]]:
+    """A pull/info with a personal access token: warm (its lookup cached), cold (the cache
+    aged out: the clock is moved past its 60 s, not slept through) and the first use in an
+    hour (which also records the use, at most once an hour per token)."""
+    from chalicelib import tokens
+
+    status, made = _call(client, "POST", "/v1/tokens", token,
+                         {"name": "bench", "scopes": ["read"]})
+    assert status == 201, made
+    pat = made["token"]
+    out = {}
+    now = tokens.now()
+    try:
+        with counting() as calls:
+            status, _ = _call(client, "GET", "/v1/arrays/alice/one", pat)
+        assert status == 200, status
+        out["pull/info (token, first use in an hour)"] = calls
+        with counting() as calls:
+            status, _ = _call(client, "GET", "/v1/arrays/alice/one", pat)
+        assert status == 200, status
+        out["pull/info (token, warm)"] = calls
+        tokens.set_clock(lambda: now + tokens.CACHE_SECONDS + 1)
+        with counting() as calls:
+            status, _ = _call(client, "GET", "/v1/arrays/alice/one", pat)
+        assert status == 200, status
+        out["pull/info (token, cold)"] = calls
+    finally:
+        tokens.set_clock(None)
+    return out
+
+
 # (operation, goal) in table order; "report" = no goal in the issue: counted and shown
 GOALS = [
     ("pull/info (signed in)", "== 1"),
     ("pull/info (anonymous, public)", "== 1"),
+    ("pull/info (token, warm)", "== 1"),
+    ("pull/info (token, cold)", "<= 2"),
+    ("pull/info (token, first use in an hour)", "report"),
     ("list page (first)", "== 1"),
     ("list page (next)", "== 1"),
     ("push start (single part)", "<= 1"),

@@ -32,6 +32,10 @@ _ALIASES = {
     "set_visibility": "set_visibility",
     "set_metadata": "set_metadata",
     "delete": "delete",
+    "login_with_token": "login_with_token",
+    "create_token": "create_token",
+    "list_tokens": "list_tokens",
+    "revoke_token": "revoke_token",
 }
 
 __all__ = ["Client", "NshubError", "Retry", "__version__", *_ALIASES]

@@ -3,10 +3,12 @@
     nshub signup USER --email E     nshub push FILE NAME [--public|--private] [--meta k=v ...]
     nshub confirm USER CODE         nshub pull NAME [-o FILE] [--version N]
     nshub login USER                nshub ls NAMESPACE
-    nshub logout                    nshub info NAME [--version N]
-    nshub whoami                    nshub versions NAME
-                                    nshub visibility NAME public|private
+    nshub login --token  (stdin)    nshub info NAME [--version N]
+    nshub logout                    nshub versions NAME
+    nshub whoami                    nshub visibility NAME public|private
                                     nshub rm NAME [--yes]
+    nshub token create NAME [--scope read|write] [--days N]
+    nshub token ls                  nshub token rm ID
 
 Every command prints a short human answer, or JSON with `--json`. A failure is one line on
 stderr, `error: <message> (<Code>)`, then a `hint:` line, and exit code 1 (2 for bad usage);
@@ -44,8 +46,10 @@ def add_auth_commands(sub: argparse._SubParsersAction) -> None:
     _with_json(p).set_defaults(func=cmd_confirm)
 
     p = sub.add_parser("login", help="sign in and store the tokens in NSHUB_HOME (0600)")
-    p.add_argument("username")
+    p.add_argument("username", nargs="?")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--token", action="store_true",
+                   help="store a personal access token (read from stdin, never an argument)")
     _with_json(p).set_defaults(func=cmd_login)
 
     p = sub.add_parser("logout", help="forget the stored tokens")
@@ -73,6 +77,23 @@ def cmd_confirm(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_login(client: Any, args: argparse.Namespace) -> None:
+    if args.token:
+        if args.username and args.username.startswith("nshub_"):
+            raise InvalidRequest("never put a token on the command line (shell history and "
+                                 "process lists keep it): pipe it in, e.g. `nshub login --token "
+                                 "< token.txt`", code="TokenInArguments")
+        me = client.login_with_token(_read_secret("Token: "))
+        if args.username and args.username != me.get("username"):
+            client.logout()
+            raise InvalidRequest(f"this token belongs to {me.get('username')}, not "
+                                 f"{args.username}: nothing stored", code="WrongAccount")
+        if not _json(args, me):
+            print(f"logged in as {me.get('username')} at {client.endpoint} with a personal "
+                  "access token")
+        return
+    if not args.username:
+        raise InvalidRequest("give your USERNAME (or --token to store a personal access token "
+                             "read from stdin)", code="MissingUsername")
     password = _read_password(args.password_stdin, confirm=False)
     me = client.login(args.username, password)
     if not _json(args, me):
@@ -223,6 +244,58 @@ def cmd_rm(client: Any, args: argparse.Namespace) -> None:
     print(f"deleted {name}")
 
 
+# --- personal access tokens -------------------------------------------------------------
+
+
+def add_token_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("token", help="personal access tokens for CI, scripts and Jina clients")
+    tsub = p.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+
+    c = tsub.add_parser("create", help="make a token (its secret is printed once)")
+    c.add_argument("name", help="what it is for, e.g. nightly-ci")
+    c.add_argument("--scope", choices=("read", "write"), default="read",
+                   help="read: pull, info, list; write: also push, change, delete (default read)")
+    c.add_argument("--days", type=int, help="days until it expires (1-365, default 90)")
+    _with_json(c).set_defaults(func=cmd_token_create)
+
+    c = tsub.add_parser("ls", help="list your live tokens (never their secrets)")
+    _with_json(c).set_defaults(func=cmd_token_ls)
+
+    c = tsub.add_parser("rm", help="revoke a token: refused from the next request on")
+    c.add_argument("id", help="the token's id (see `nshub token ls`)")
+    c.set_defaults(func=cmd_token_rm)
+
+
+def cmd_token_create(client: Any, args: argparse.Namespace) -> None:
+    made = client.create_token(args.name, scope=args.scope, days=args.days)
+    if _json(args, made):
+        return
+    print(made["token"])
+    print(f"token '{made.get('name')}' (id {made.get('id')}): {', '.join(made.get('scopes') or [])}"
+          f", expires {made.get('expires_at')}")
+    print("this secret will not be shown again: store it now (as NSHUB_TOKEN or "
+          "JINA_AUTH_TOKEN, or with `nshub login --token`)")
+
+
+def cmd_token_ls(client: Any, args: argparse.Namespace) -> None:
+    items = client.list_tokens()
+    if _json(args, {"items": items}):
+        return
+    if not items:
+        print("no live tokens: make one with `nshub token create NAME`")
+        return
+    print_table(
+        ("ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED"),
+        [(i.get("id"), i.get("name"), ",".join(i.get("scopes") or []), i.get("created_at"),
+          i.get("expires_at"), i.get("last_used_at") or "never") for i in items],
+    )
+
+
+def cmd_token_rm(client: Any, args: argparse.Namespace) -> None:
+    client.revoke_token(args.id)
+    print(f"revoked token {args.id}")
+
+
 # --- the program ------------------------------------------------------------------------
 
 def add_hub_commands(sub: argparse._SubParsersAction) -> None:
@@ -235,6 +308,7 @@ def add_hub_commands(sub: argparse._SubParsersAction) -> None:
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_auth_commands,
     add_array_commands,
+    add_token_commands,
     add_hub_commands,
 ]
 
@@ -311,6 +385,13 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+def _read_secret(prompt: str) -> str:
+    """A secret from stdin: typed without echo at a terminal, else the first line of a pipe."""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
 
 
 def _read_password(from_stdin: bool, *, confirm: bool) -> str:

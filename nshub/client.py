@@ -5,9 +5,10 @@
     hub.push_file("data.bin", "alice/fashion_mnist", public=True)
     hub.pull_file("alice/fashion_mnist", "data.bin")
 
-`token` is a string (used as the bearer), False (anonymous, even when logged in) or None (the
-NSHUB_TOKEN variable, else the credentials file of `nshub login`, refreshed automatically when
-its ID token is about to expire).
+`token` is a string (used as the bearer: a login's ID token or a personal access token
+`nshub_...`), False (anonymous, even when logged in) or None (the NSHUB_TOKEN variable, else
+the credentials file of `nshub login`, refreshed automatically when its ID token is about to
+expire, or of `nshub login --token`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from nshub import settings
 from nshub._http import Retry, new_session, raise_for_api_error, request_with_retries
 from nshub.credentials import Credentials
 from nshub.errors import (
+    TOKEN_HINTS,
     IntegrityError,
     InvalidRequest,
     NotLoggedIn,
@@ -52,6 +54,7 @@ from nshub.transfer import (
 _refresh_lock = threading.Lock()
 
 _PAGE_LIMIT = 100  # items asked per page when following next_cursor
+TOKEN_PREFIX = "nshub_"  # personal access tokens
 MiB = 1024 * 1024
 
 
@@ -140,6 +143,21 @@ class Client:
         )
         return me
 
+    def login_with_token(self, token: str) -> dict:
+        """Store a personal access token (`nshub_...`) as this machine's login, after the
+        server accepted it; returns `{username, namespace}` of its account."""
+        token = (token or "").strip()
+        if not token or any(c.isspace() for c in token):
+            raise InvalidRequest("the token is empty or has spaces in it: paste it again",
+                                 code="InvalidToken")
+        try:
+            me = self._api("GET", "/v1/me", bearer=token)
+        except Unauthorized as exc:
+            exc.hint = "check the token you pasted, or make a new one with `nshub token create NAME`"
+            raise
+        credentials_file.save(Credentials.from_token(self.endpoint, me["username"], token))
+        return me
+
     def logout(self) -> bool:
         """Forget the stored tokens; True if there were any."""
         return credentials_file.delete()
@@ -150,6 +168,34 @@ class Client:
         if bearer is None:
             raise NotLoggedIn(f"you are not logged in to {self.endpoint}")
         return self._api("GET", "/v1/me", bearer=bearer)
+
+    # --- personal access tokens -------------------------------------------------------------
+
+    def create_token(self, name: str, *, scope: str = "read", days: int | None = None) -> dict:
+        """Make a personal access token for your account (needs your login, not a token).
+
+        `scope` is "read" (pull, info, list) or "write" (also push, change, delete); the token
+        expires after `days` (1-365, the server's default 90). Returns `{id, name, scopes,
+        created_at, expires_at, token}`: `token` is the secret, shown this once.
+        """
+        if scope not in ("read", "write"):
+            raise InvalidRequest(f"scope must be 'read' or 'write', not {scope!r}")
+        body: dict[str, Any] = {"name": name,
+                                "scopes": ["read", "write"] if scope == "write" else ["read"]}
+        if days is not None:
+            body["expires_in_days"] = days
+        return self._api("POST", "/v1/tokens", json=body)
+
+    def list_tokens(self) -> list[dict]:
+        """Your live tokens, oldest first: `{id, name, scopes, created_at, expires_at,
+        last_used_at}` each (never the secret)."""
+        return self._api("GET", "/v1/tokens").get("items") or []
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one of your tokens by id: it is refused from the next request on."""
+        if not isinstance(token_id, str) or not token_id.strip():
+            raise InvalidRequest("give the id of the token (see `nshub token ls`)")
+        self._api("DELETE", f"/v1/tokens/{quote(token_id.strip(), safe='')}")
 
     # --- arrays ---------------------------------------------------------------------------
 
@@ -458,8 +504,9 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Any:
         headers = {**(headers or {}), "Accept": "application/json"}
+        source = "argument"
         if bearer is None and auth:
-            bearer = self._bearer()
+            bearer, source = self._bearer_and_source()
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
         if idempotent is None:
@@ -476,7 +523,12 @@ class Client:
             timeout=settings.API_TIMEOUT,
         )
         with response:
-            raise_for_api_error(response)
+            try:
+                raise_for_api_error(response)
+            except Unauthorized as exc:
+                if bearer and bearer.startswith(TOKEN_PREFIX) and source in TOKEN_HINTS:
+                    exc.hint = TOKEN_HINTS[source]  # the message names the token's problem
+                raise
             if response.status_code == 204 or not response.content:
                 return None
             return response.json()
@@ -501,15 +553,19 @@ class Client:
 
     def _bearer(self) -> str | None:
         """The token to send: explicit, else NSHUB_TOKEN, else the (fresh) stored login."""
+        return self._bearer_and_source()[0]
+
+    def _bearer_and_source(self) -> tuple[str | None, str]:
+        """The token to send and where it came from: "argument", "NSHUB_TOKEN" or "login"."""
         if self._token is False:
-            return None
+            return None, "argument"
         if isinstance(self._token, str):
-            return self._token
+            return self._token, "argument"
         from_env = settings.env_token()
         if from_env:
-            return from_env
+            return from_env, "NSHUB_TOKEN"
         stored = self._stored_credentials()
-        return stored.id_token if stored else None
+        return (stored.bearer if stored else None), "login"
 
     def _stored_credentials(self) -> Credentials | None:
         stored = credentials_file.load()

@@ -2,7 +2,11 @@
 
     $NSHUB_HOME/                 0700
       credentials.json           0600  {endpoint, username, id_token, access_token,
-                                        refresh_token, expires_at}
+                                        refresh_token, expires_at, token}
+
+A login (`nshub login USER`) stores Cognito tokens, refreshed when about to expire; `nshub
+login --token` stores a personal access token instead (`token`), used as it is until it
+expires or is revoked.
 
 The file is rewritten atomically (a private temporary file renamed over it), so a reader never
 sees half a file and the tokens are never world-readable, not even for an instant.
@@ -29,6 +33,16 @@ class Credentials:
     access_token: str
     refresh_token: str
     expires_at: float  # unix seconds
+    token: str = ""  # a personal access token (`nshub login --token`): never refreshed
+
+    @property
+    def bearer(self) -> str:
+        return self.token or self.id_token
+
+    @classmethod
+    def from_token(cls, endpoint: str, username: str, token: str) -> "Credentials":
+        return cls(endpoint=endpoint, username=username, id_token="", access_token="",
+                   refresh_token="", expires_at=0.0, token=token)
 
     @classmethod
     def from_login(cls, endpoint: str, username: str, tokens: dict[str, Any]) -> "Credentials":
@@ -52,6 +66,8 @@ class Credentials:
         )
 
     def expires_soon(self, now: float | None = None) -> bool:
+        if self.token:
+            return False  # the server says when a personal access token has expired
         now = time.time() if now is None else now
         expiry = min(jwt_expiry(self.id_token) or self.expires_at, self.expires_at)
         return expiry - now < settings.REFRESH_MARGIN_SECONDS
@@ -61,6 +77,9 @@ def load(path: Path | None = None) -> Credentials | None:
     path = path or settings.credentials_path()
     try:
         data = json.loads(path.read_text())
+        if data.get("token"):
+            return Credentials.from_token(str(data["endpoint"]).rstrip("/"),
+                                          str(data["username"]), str(data["token"]))
         id_token = str(data["id_token"])
         return Credentials(
             endpoint=str(data["endpoint"]).rstrip("/"),

@@ -54,6 +54,12 @@ class Forbidden(NshubError):
     code = "Forbidden"
 
 
+class InsufficientScope(Forbidden):
+    code = "InsufficientScope"
+    hint = ("this token is read-only: use one made with `nshub token create NAME --scope write`,"
+            " or your own login")
+
+
 class NotFound(NshubError):
     code = "NotFound"
     hint = "check the name; private resources of others are invisible"
@@ -82,6 +88,17 @@ class TooManyRequests(NshubError):
 
 
 # Failures the client finds on its own.
+
+
+# The hint under a 401 of a personal access token (the server's message names its problem:
+# unknown, expired or revoked), by where the client found the token.
+TOKEN_HINTS = {
+    "argument": "make a new token with `nshub token create NAME` and pass that one",
+    "NSHUB_TOKEN": "NSHUB_TOKEN holds this token: make a new one with `nshub token create NAME`"
+                   " and set NSHUB_TOKEN to it",
+    "login": "the token stored by `nshub login --token` is refused: store a new one (`nshub "
+             "token create NAME`, then `nshub login --token`) or `nshub login USERNAME`",
+}
 
 
 class NotLoggedIn(Unauthorized):
@@ -116,6 +133,7 @@ SERVER_ERRORS: dict[str, type[NshubError]] = {
         InvalidPackage,
         Unauthorized,
         Forbidden,
+        InsufficientScope,
         NotFound,
         Conflict,
         LegacyReadOnly,

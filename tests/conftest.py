@@ -5,6 +5,8 @@
     api        a small HTTP helper bound to live_api: api.get/post/patch/delete(path, token=...)
     users      alice and bob, confirmed, with passwords and fresh ID tokens
     home       an empty NSHUB_HOME for the client, progress bars off, no NSHUB_TOKEN
+    clock      the time personal access tokens expire and cached lookups age by, moved by the
+               test (clock.advance(seconds)) instead of sleeping
 """
 from __future__ import annotations
 
@@ -131,3 +133,25 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("NSHUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.delenv("NSHUB_TOKEN", raising=False)
     return tmp_path / "home"
+
+
+@pytest.fixture
+def clock():
+    import time
+
+    from chalicelib import tokens
+
+    class Clock:
+        def __init__(self):
+            self.now = time.time()
+
+        def __call__(self):
+            return self.now
+
+        def advance(self, seconds):
+            self.now += seconds
+
+    fake = Clock()
+    tokens.set_clock(fake)
+    yield fake
+    tokens.set_clock(None)

@@ -16,29 +16,6 @@ from tests.helpers import make_token, pull, push
 DAY = 86400
 
 
-@pytest.fixture
-def clock():
-    """The time tokens expire and cached lookups age by, moved by the test (no sleeps)."""
-    import time
-
-    from chalicelib import tokens
-
-    class Clock:
-        def __init__(self):
-            self.now = time.time()
-
-        def __call__(self):
-            return self.now
-
-        def advance(self, seconds):
-            self.now += seconds
-
-    fake = Clock()
-    tokens.set_clock(fake)
-    yield fake
-    tokens.set_clock(None)
-
-
 def id_token(users, who="alice"):
     return users[who]["id_token"]
 
