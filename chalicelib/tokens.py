@@ -76,9 +76,9 @@ def looks_like_token(value: str) -> bool:
     return value.startswith(PREFIX)
 
 
-def new_token_id(created_at: float) -> str:
-    """Sortable by creation: milliseconds, then randomness."""
-    return f"{int(created_at * 1000):012x}{secrets.token_hex(6)}"
+def new_token_id() -> str:
+    """Sortable by creation (microseconds of the real clock, then randomness)."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(5)}"
 
 
 def iso(epoch: float) -> str:
@@ -247,7 +247,7 @@ def create_token(caller: Caller | None, body: dict) -> dict[str, Any]:
         if any(e.name == name for e in live.values()):
             raise Conflict(f"you already have a token named '{name}': choose another name "
                            "or remove that one")
-        token = Token(token_id=new_token_id(at), secret_hash=hash_secret(secret),
+        token = Token(token_id=new_token_id(), secret_hash=hash_secret(secret),
                       owner=caller.username, owner_sub=caller.sub, name=name, scopes=scopes,
                       created_at=at, expires_at=at + days * 86400)
         try:

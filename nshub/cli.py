@@ -50,7 +50,7 @@ def add_auth_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument("--token", action="store_true",
                    help="store a personal access token (read from stdin, never an argument)")
-    _with_json(p).set_defaults(func=cmd_login)
+    _with_json(p).set_defaults(func=cmd_login, usage_check=(p, _login_usage))
 
     p = sub.add_parser("logout", help="forget the stored tokens")
     p.set_defaults(func=cmd_logout)
@@ -91,13 +91,16 @@ def cmd_login(client: Any, args: argparse.Namespace) -> None:
             print(f"logged in as {me.get('username')} at {client.endpoint} with a personal "
                   "access token")
         return
-    if not args.username:
-        raise InvalidRequest("give your USERNAME (or --token to store a personal access token "
-                             "read from stdin)", code="MissingUsername")
     password = _read_password(args.password_stdin, confirm=False)
     me = client.login(args.username, password)
     if not _json(args, me):
         print(f"logged in as {me.get('username', args.username)} at {client.endpoint}")
+
+
+def _login_usage(args: argparse.Namespace) -> str | None:
+    if not args.username and not args.token:
+        return "give your USERNAME (or --token to store a personal access token read from stdin)"
+    return None
 
 
 def cmd_logout(client: Any, args: argparse.Namespace) -> None:
@@ -333,6 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return int(exc.code or 0)
+    check = getattr(args, "usage_check", None)  # rules argparse cannot say: (subparser, rule)
+    problem = check[1](args) if check is not None else None
+    if problem:
+        try:
+            check[0].error(problem)
+        except SystemExit as exc:
+            return int(exc.code or 2)
 
     from nshub.client import Client
 

@@ -104,7 +104,10 @@ def save(credentials: Credentials, path: Path | None = None) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             os.fchmod(fh.fileno(), 0o600)
-            json.dump(asdict(credentials), fh, indent=2)
+            data = asdict(credentials)
+            if not data["token"]:
+                del data["token"]  # a password login: the file keeps its shape
+            json.dump(data, fh, indent=2)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:

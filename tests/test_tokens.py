@@ -255,3 +255,25 @@ def test_a_very_long_authorization_header_is_401(api, users):
     for value in ("Bearer " + "x" * 50_000, "token nshub_" + "a" * 50_000, "x" * 50_000):
         r = api.get("/v1/config", headers={"Authorization": value})
         refused(r, 401, "Unauthorized", "too long")
+
+
+def test_a_token_read_is_one_table_read_warm_and_two_cold(api, users, clock):
+    """pull/info with a token: warm, only the resource's head is read (the token's lookup is
+    cached); cold (the cache aged out), the token's item and the head."""
+    from bench import aws_calls
+    from chalicelib import config, tokens
+
+    aws_calls.install_hooks()
+    config.reset()  # clients made from here on are counted
+    assert push(api, id_token(users), "alice/ds", b"bytes").status_code == 200
+    secret = make_token(api, id_token(users), scopes=["read"])
+    with aws_calls.counting() as first:
+        assert api.get("/v1/arrays/alice/ds", token=secret).status_code == 200
+    assert "dynamodb:UpdateItem" in first  # its first use in an hour is recorded
+    with aws_calls.counting() as warm:
+        assert api.get("/v1/arrays/alice/ds", token=secret).status_code == 200
+    assert warm == ["dynamodb:GetItem"], warm
+    clock.advance(tokens.CACHE_SECONDS)
+    with aws_calls.counting() as cold:
+        assert api.get("/v1/arrays/alice/ds", token=secret).status_code == 200
+    assert [c for c in cold if c.startswith("dynamodb:")] == ["dynamodb:GetItem"] * 2, cold

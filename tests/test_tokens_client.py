@@ -154,9 +154,9 @@ def test_login_with_a_token_refuses_bad_tokens_and_argv(alice_cli, capsys, monke
                          monkeypatch=monkeypatch)
     assert code == 1 and "belongs to alice" in err
     assert not settings.credentials_path().exists()
-    # no username and no --token
+    # no username and no --token: a usage error
     code, out, err = run(capsys, "login")
-    assert code == 1 and "USERNAME" in err
+    assert code == 2 and "USERNAME" in err
 
 
 def test_the_client_token_methods(live_api, users, home, clock):
