@@ -190,8 +190,12 @@ def measure(stack: Stack) -> dict[str, list[str]]:
 def _token_reads(client, token: str) -> dict[str, list[str]]:
     """A pull/info with a personal access token: warm (its lookup cached), cold (the cache
     aged out: the clock is moved past its 60 s, not slept through) and the first use in an
-    hour (which also records the use, at most once an hour per token)."""
-    from chalicelib import tokens
+    hour (which also records the use, at most once an hour per token). Their goals count
+    DynamoDB calls (the issue's measure); a cold lookup also asks Cognito whether the account
+    still lives (shown in the detail)."""
+    import time
+
+    from chalicelib import accounts, tokens
 
     status, made = _call(client, "POST", "/v1/tokens", token,
                          {"name": "bench", "scopes": ["read"]})
@@ -209,12 +213,14 @@ def _token_reads(client, token: str) -> dict[str, list[str]]:
         assert status == 200, status
         out["pull/info (token, warm)"] = calls
         tokens.set_clock(lambda: now + tokens.CACHE_SECONDS + 1)
+        accounts.set_clock(time.monotonic)  # and forget the account liveness cache: all cold
         with counting() as calls:
             status, _ = _call(client, "GET", "/v1/arrays/alice/one", pat)
         assert status == 200, status
         out["pull/info (token, cold)"] = calls
     finally:
         tokens.set_clock(None)
+    _call(client, "GET", "/v1/arrays/alice/one", token)  # warm again for the rows that follow
     return out
 
 
@@ -243,6 +249,11 @@ def figures(calls: dict[str, list[str]]) -> list[Figure]:
     for op, goal in GOALS:
         found = calls[op]
         detail = ", ".join(c.split(":", 1)[1] for c in found)
+        if op.startswith("pull/info (token"):
+            table_calls = [c for c in found if c.startswith("dynamodb:")]
+            out.append(Figure(f"AWS calls: {op}", len(table_calls), "DynamoDB calls", goal,
+                              detail=detail))
+            continue
         out.append(Figure(f"AWS calls: {op}", len(found), "calls", goal, detail=detail))
     reads = [c for op in ("complete (single part)", "complete (multipart)") for c in calls[op]
              if c.endswith(":GetObject")]

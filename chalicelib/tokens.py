@@ -4,8 +4,9 @@ A token is `nshub_` + 40 random base62 characters, shown once at creation and st
 its SHA-256 (chalicelib/tokenstore.py). It acts as its account with its scopes: `read`, or
 `read` and `write`. Tokens never create or revoke tokens.
 
-Checking a token costs one GetItem; the answer is kept in memory for at most
-CACHE_SECONDS, so a warm request costs no table read for its token. What the cache may not
+Checking a token costs one GetItem, plus the liveness of its account (chalicelib/accounts.py:
+a Cognito lookup, cached); the answer is kept in memory for at most CACHE_SECONDS, so a warm
+request costs no table read for its token. What the cache may not
 hide: expiry is checked against the clock on every request, and a revocation evicts the token
 from this container's cache at once. Another warm container may accept a revoked token until
 its cached entry is CACHE_SECONDS old: that is the bound across containers.
@@ -158,9 +159,23 @@ def authenticate(secret: str) -> Caller:
     if at >= token.expires_at:
         raise Unauthorized(f"this token ('{token.name}') expired on {iso(token.expires_at)}: "
                            "create a new one with `nshub token create`")
+    _require_live_owner(token)
     _note_use(token, at, cache)
     return Caller(username=token.owner, via="pat", sub=token.owner_sub,
                   scopes=frozenset(token.scopes), token_id=token.token_id)
+
+
+def _require_live_owner(token: Token) -> None:
+    """The token's account must still be the live account it was made by: a deleted (or
+    disabled, or re-created) account's tokens are 401, within the liveness cache's time
+    (chalicelib/accounts.py, a Cognito lookup). The namespace claim needs no second look:
+    the token was made by the claim's account (its ID token passed the claim check) and
+    claims never change hands."""
+    from chalicelib import accounts
+
+    if not token.owner_sub or accounts.live_accounts().live_sub(token.owner) != token.owner_sub:
+        raise Unauthorized(f"the account of this token ('{token.name}') was deleted or disabled:"
+                           " the token no longer works")
 
 
 def _note_use(token: Token, at: float, cache: TokenCache) -> None:
@@ -248,7 +263,7 @@ def create_token(caller: Caller | None, body: dict) -> dict[str, Any]:
             raise Conflict(f"you already have a token named '{name}': choose another name "
                            "or remove that one")
         token = Token(token_id=new_token_id(), secret_hash=hash_secret(secret),
-                      owner=caller.username, owner_sub=caller.sub, name=name, scopes=scopes,
+                      owner=caller.username, owner_sub=caller.sub or None, name=name, scopes=scopes,
                       created_at=at, expires_at=at + days * 86400)
         try:
             tokenstore.add_token(token, index, keep=live)

@@ -277,3 +277,33 @@ def test_a_token_read_is_one_table_read_warm_and_two_cold(api, users, clock):
     with aws_calls.counting() as cold:
         assert api.get("/v1/arrays/alice/ds", token=secret).status_code == 200
     assert [c for c in cold if c.startswith("dynamodb:")] == ["dynamodb:GetItem"] * 2, cold
+
+
+def test_a_deleted_accounts_tokens_are_refused(api, users, aws_env, clock):
+    """bob's token works, bob's account is deleted: within the liveness cache's time (the
+    token's own lookup still cached) the token is 401, on every route, never anonymous."""
+    import boto3
+
+    from chalicelib import accounts
+
+    secret = make_token(api, id_token(users, "bob"), name="bob-ci", scopes=["read", "write"])
+    assert push(api, id_token(users, "bob"), "bob/pub", b"x", visibility="public").status_code == 200
+    assert api.get("/v1/me", token=secret).json()["username"] == "bob"
+    idp = boto3.client("cognito-idp", endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+                       region_name="us-east-1")
+    idp.admin_delete_user(UserPoolId=aws_env["NSHUB_USER_POOL_ID"], Username="bob")
+    liveness = [0.0]
+    accounts.set_clock(lambda: liveness[0])  # starts the liveness cache afresh
+    try:
+        assert accounts.LIVE_CACHE_SECONDS <= 60
+        liveness[0] += accounts.LIVE_CACHE_SECONDS
+        for method, path in (("GET", "/v1/me"), ("GET", "/v1/arrays/bob/pub"),
+                             ("GET", "/v1/arrays/bob"), ("POST", "/v1/arrays/bob/x/uploads"),
+                             ("GET", "/v1/tokens")):
+            r = api.request(method, path, token=secret, json={})
+            refused(r, 401, "Unauthorized", "deleted", "'bob-ci'")
+        # the same in the Jina clients' form
+        r = api.get("/v1/arrays/bob/pub", headers={"Authorization": f"token {secret}"})
+        refused(r, 401, "Unauthorized", "deleted")
+    finally:
+        accounts.set_clock(__import__("time").monotonic)
