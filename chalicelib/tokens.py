@@ -115,6 +115,14 @@ class TokenCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def replace(self, token: Token) -> None:
+        """Keep a changed copy of a cached token, as old as the lookup it came from (so the
+        cache never holds a token longer than `ttl` after it was read)."""
+        with self._lock:
+            found = self._entries.get(token.secret_hash)
+            if found is not None:
+                self._entries[token.secret_hash] = (found[0], token)
+
     def evict(self, secret_hash: str) -> None:
         with self._lock:
             self._entries.pop(secret_hash, None)
@@ -186,7 +194,7 @@ def _note_use(token: Token, at: float, cache: TokenCache) -> None:
 
     tokenstore.record_use(token.secret_hash, int(at), LAST_USED_EVERY_SECONDS)
     # Written now, or by someone else within the hour: either way not again this hour.
-    cache.put(replace(token, last_used_at=int(at)), at)
+    cache.replace(replace(token, last_used_at=int(at)))
 
 
 # ---------------------------------------------------------------- managing tokens

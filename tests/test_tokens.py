@@ -307,3 +307,21 @@ def test_a_deleted_accounts_tokens_are_refused(api, users, aws_env, clock):
         refused(r, 401, "Unauthorized", "deleted")
     finally:
         accounts.set_clock(__import__("time").monotonic)
+
+
+def test_recording_a_use_never_stretches_the_cache_bound(api, users, clock):
+    """A cached lookup lives at most 60 s from its read, even when the token's hourly use is
+    recorded while it is cached: a revocation elsewhere is seen on time."""
+    from chalicelib import tokens, tokenstore
+
+    secret = make_token(api, id_token(users), name="ci")
+    assert api.get("/v1/me", token=secret).status_code == 200  # use recorded now (t0)
+    clock.advance(3590)  # the cache aged out: read again at t0 + 3590 (use still fresh)
+    assert api.get("/v1/me", token=secret).status_code == 200
+    clock.advance(20)  # cached; the hourly use is due and recorded at t0 + 3610
+    assert api.get("/v1/me", token=secret).status_code == 200
+    index = tokenstore.read_index("alice")  # another container revokes it
+    [token_id] = index.entries
+    tokenstore.revoke_token(token_id, index, index.live(clock.now), int(clock.now))
+    clock.advance(tokens.CACHE_SECONDS - 20)  # 60 s after the read at t0 + 3590
+    refused(api.get("/v1/me", token=secret), 401, "Unauthorized", "revoked")
