@@ -17,24 +17,43 @@ from chalicelib.errors import NshubError, NotFound
 from chalicelib.observability import logger, metrics
 
 app = Chalice(app_name="nshub")
+# Old Jina clients upload multipart bodies: API Gateway must pass them to Lambda as binary
+# (base64), or bytes that are not UTF-8 would be mangled.
+app.api.binary_types.append("multipart/form-data")
 
 
 # ---------------------------------------------------------------- plumbing
 
 
 def answer_errors(call):
-    """Run `call`; a domain error becomes its response, anything else a logged 500."""
+    """Run `call`; a domain error becomes its response, anything else a logged 500. The Jina
+    clients' routes (/v2/) answer in their own envelope."""
+    request = app.current_request
+    hubble_api = bool(request and request.path.startswith("/v2/"))
     try:
         return call()
     except NshubError as exc:
-        request = app.current_request
         logger.info("refused", extra={"code": exc.code, "status": exc.status,
                                       "path": request.path if request else None})
+        if hubble_api:
+            return hubble_response(*_hubble().error_body(exc))
         body, status, headers = http.error_response(exc)
     except Exception:
         logger.exception("unhandled error")
+        if hubble_api:
+            return hubble_response(*_hubble().internal_error_body())
         body, status, headers = http.internal_error()
     return Response(body=body, status_code=status, headers=headers)
+
+
+def _hubble():
+    from chalicelib import hubble
+
+    return hubble
+
+
+def hubble_response(body, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers=dict(http.JSON_HEADERS))
 
 
 def route(path: str, **options):
@@ -289,6 +308,28 @@ def abort_upload(kind, ns, name, upload_id):
 
     registry.abort_upload(caller(), kind_of(kind), ns, name, upload_id)
     return no_content()
+
+
+# ---------------------------------------------------------------- Jina clients
+# The Hubble API subset of shared/HUBBLE.md (chalicelib/hubble.py): unmodified docarray,
+# jina-hubble-sdk and jina clients, with JINA_HUBBLE_REGISTRY pointing here.
+
+HUBBLE_CONTENT_TYPES = ["application/json", "multipart/form-data",
+                        "application/x-www-form-urlencoded", "text/plain",
+                        "application/octet-stream"]
+
+
+@route("/v2/rpc/{method}", methods=["GET", "POST"], content_types=HUBBLE_CONTENT_TYPES)
+def hubble_rpc(method):
+    hubble = _hubble()
+    request = app.current_request
+    result = hubble.call(hubble.RpcRequest(
+        method=method, caller=caller(), content_type=request.headers.get("content-type", ""),
+        body=request.raw_body or b"", query=dict(request.query_params or {})))
+    if isinstance(result, hubble.Lines):
+        return Response(body=result.body(), status_code=200,
+                        headers={"Content-Type": "application/x-ndjson"})
+    return hubble_response(result)
 
 
 # ---------------------------------------------------------------- legacy arrays

@@ -14,6 +14,7 @@ from typing import Any
 
 GiB = 1024**3
 MiB = 1024**2
+HUBBLE_MAX_BODY_BYTES = 4_600_000
 
 # Chalice needs literal event sources when it packages the functions; `make package` merges
 # infra/functions.yaml, which points both mappings at the stack's own queue and stream.
@@ -55,6 +56,7 @@ class Settings:
     codebuild_project: str
     ecr_registry: str
     ecr_pull_role_arn: str
+    hubble_max_body_bytes: int
     service_name: str = "nshub"
     metrics_namespace: str = "nshub"
 
@@ -94,6 +96,10 @@ class Settings:
             codebuild_project=env("NSHUB_CODEBUILD_PROJECT", "nshub-executor-images"),
             ecr_registry=env("NSHUB_ECR_REGISTRY", ""),
             ecr_pull_role_arn=env("NSHUB_ECR_PULL_ROLE_ARN", ""),
+            # Bytes that old Jina clients send through the API (artifact.upload,
+            # executor.push). API Gateway hands Lambda a binary body base64-encoded, and
+            # Lambda takes at most 6 MB per request: 4.6 MB of bytes is what fits.
+            hubble_max_body_bytes=_int("NSHUB_HUBBLE_MAX_BODY_BYTES", HUBBLE_MAX_BODY_BYTES),
         )
 
 

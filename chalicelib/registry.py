@@ -196,6 +196,7 @@ def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]
         info["protected_tags"] = sorted(head.protected_tags or [])
         info["image"] = _image_ref(head, current)
         info["image_status"] = _image_status(head, current)
+        info["md5"] = (current.get("package") or {}).get("md5")
     if legacy:
         info["legacy"] = True
     return info

@@ -173,8 +173,8 @@ class DevStack:
         self.pump_thread.start()
 
     def _start_chalice(self, env: dict) -> None:
-        chalice = Path(sys.executable).with_name("chalice")
-        cmd = [str(chalice)] if chalice.exists() else [sys.executable, "-m", "chalice.cli"]
+        # chalice local, reading chunked request bodies as API Gateway does
+        cmd = [sys.executable, "-m", "devstack.localgateway"]
         cmd += ["local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(self.port),
                 "--stage", "dev"]
         child_env = {**os.environ, **DUMMY_CREDENTIALS, **env, "NSHUB_STAGE": "dev",

@@ -69,7 +69,9 @@ def _http_server():
     from chalice.local import create_local_server
 
     import app as app_module
+    from devstack.localgateway import accept_chunked_bodies
 
+    accept_chunked_bodies()
     server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", 0)
     port = server.server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
