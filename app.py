@@ -473,6 +473,8 @@ def on_table_change(event):
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def reconcile(event):
-    from chalicelib import cleanup
+    from chalicelib import cleanup, executors
 
-    return _flushed(cleanup.reconcile(dry_run=False, time_budget_seconds=45))
+    summary = cleanup.reconcile(dry_run=False, time_budget_seconds=45, resume=True)
+    summary["stuck_builds"] = executors.settle_stuck_builds()
+    return _flushed(summary)

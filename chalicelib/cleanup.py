@@ -450,6 +450,7 @@ class ReconcileReport:
     aborted: int = 0
     bytes_reclaimed: int = 0
     complete: bool = True
+    resumed_from: dict | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -459,6 +460,7 @@ class ReconcileReport:
             "orphans": self.orphans, "orphan_multipart_uploads": self.orphan_multipart,
             "deleted": self.deleted, "aborted": self.aborted,
             "bytes_reclaimed": self.bytes_reclaimed, "complete": self.complete,
+            "resumed_from": self.resumed_from,
         }
 
 
@@ -491,61 +493,121 @@ def judge_multipart(key: str, s3_upload_id: str, initiated: float, now: float,
     return None
 
 
-def _deadline_passed(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() > deadline
+class _Budget:
+    """When a run stops: after a time budget (the scheduled run: well inside Lambda's
+    timeout) and/or a number of listed items (tests, and operators who want small steps)."""
+
+    def __init__(self, seconds: float | None, items: int | None) -> None:
+        self.deadline = time.monotonic() + seconds if seconds else None
+        self.items_left = items
+
+    def spent(self) -> bool:
+        if self.items_left is not None and self.items_left <= 0:
+            return True
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def take(self) -> None:
+        if self.items_left is not None:
+            self.items_left -= 1
+
+
+def load_cursor() -> dict:
+    """Where the last resumable run stopped ({} when it finished its pass)."""
+    found = _get(*keys.reconciler_cursor_key())
+    return dict(found.cursor or {}) if found is not None else {}
+
+
+def _save_cursor(cursor: dict | None) -> None:
+    pk, sk = keys.reconciler_cursor_key()
+    if cursor is None:
+        _delete_record(pk, sk)
+    else:
+        items()(pk, sk, cursor=cursor, updated_at=_now_iso()).save()
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def reconcile(dry_run: bool = False, time_budget_seconds: float | None = None,
-              now: float | None = None) -> dict[str, Any]:
+              now: float | None = None, resume: bool = False,
+              max_items: int | None = None) -> dict[str, Any]:
     """Compare the bucket and its multipart uploads with the table; delete (or, in a dry run,
-    only list) what no record claims and is older than the grace period."""
+    only list) what no record claims and is older than the grace period.
+
+    A run stops when its budget is spent (`time_budget_seconds`, `max_items` listed objects
+    and uploads). With `resume` (the scheduled run) it starts where the last resumable run
+    stopped and saves where it stops, so a bucket of millions of objects is covered in
+    successive runs instead of restarting from the first key every time; a finished pass
+    clears the cursor and the next run starts over."""
     settings = get_settings()
     now = time.time() if now is None else now
     grace = settings.orphan_grace_seconds
     report = ReconcileReport(dry_run=dry_run, grace_seconds=grace)
-    deadline = time.monotonic() + time_budget_seconds if time_budget_seconds else None
+    budget = _Budget(time_budget_seconds, max_items)
+    cursor = load_cursor() if resume else {}
+    report.resumed_from = cursor or None
+    stopped_at: dict | None = None
     s3 = get_aws().s3
 
-    for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=settings.bucket_name, Prefix=keys.BLOB_PREFIX):
-        for obj in page.get("Contents", []):
-            if _deadline_passed(deadline):
-                report.complete = False
+    if cursor.get("phase", "objects") == "objects":
+        listing = {"Bucket": settings.bucket_name, "Prefix": keys.BLOB_PREFIX}
+        if cursor.get("after"):
+            listing["StartAfter"] = cursor["after"]
+        last = cursor.get("after")
+        for page in s3.get_paginator("list_objects_v2").paginate(**listing):
+            for obj in page.get("Contents", []):
+                if budget.spent():
+                    stopped_at = {"phase": "objects", "after": last}
+                    break
+                budget.take()
+                report.objects_scanned += 1
+                key, size = obj["Key"], int(obj.get("Size", 0))
+                last = key
+                claim = judge(key, obj["LastModified"].timestamp(), now)
+                if not is_orphan(claim, now, grace):
+                    continue
+                report.orphans.append({"key": key, "size": size, "reason": claim.state})
+                if not dry_run and reclaim(key, claim, size):
+                    report.deleted += 1
+                    report.bytes_reclaimed += size
+            if stopped_at:
                 break
-            report.objects_scanned += 1
-            key, size = obj["Key"], int(obj.get("Size", 0))
-            claim = judge(key, obj["LastModified"].timestamp(), now)
-            if not is_orphan(claim, now, grace):
-                continue
-            report.orphans.append({"key": key, "size": size, "reason": claim.state})
-            if not dry_run and reclaim(key, claim, size):
-                report.deleted += 1
-                report.bytes_reclaimed += size
-        if not report.complete:
-            break
+        cursor = {}
 
-    paginator = s3.get_paginator("list_multipart_uploads")
-    for page in paginator.paginate(Bucket=settings.bucket_name, Prefix=keys.BLOB_PREFIX):
-        if not report.complete:
-            break
-        for mp in page.get("Uploads", []):
-            if _deadline_passed(deadline):
-                report.complete = False
+    if stopped_at is None:
+        listing = {"Bucket": settings.bucket_name, "Prefix": keys.BLOB_PREFIX}
+        last_mp = (cursor.get("key_marker"), cursor.get("upload_id_marker"))
+        if last_mp[0]:
+            listing.update(KeyMarker=last_mp[0], UploadIdMarker=last_mp[1] or "")
+        for page in s3.get_paginator("list_multipart_uploads").paginate(**listing):
+            for mp in page.get("Uploads", []):
+                if budget.spent():
+                    stopped_at = {"phase": "multipart", "key_marker": last_mp[0],
+                                  "upload_id_marker": last_mp[1]}
+                    break
+                budget.take()
+                report.multipart_scanned += 1
+                key, upload_id = mp["Key"], mp["UploadId"]
+                last_mp = (key, upload_id)
+                reason = judge_multipart(key, upload_id, mp["Initiated"].timestamp(), now, grace)
+                if reason is None:
+                    continue
+                report.orphan_multipart.append({"key": key, "upload_id": upload_id,
+                                                "reason": reason})
+                if not dry_run:
+                    if reason == "expired":
+                        upload = _get(*_upload_key(key))
+                        if upload is not None and upload.state == "pending":
+                            _delete_upload_if(upload, "pending")
+                    blobs.abort_multipart(key, upload_id)
+                    report.aborted += 1
+            if stopped_at:
                 break
-            report.multipart_scanned += 1
-            key, upload_id = mp["Key"], mp["UploadId"]
-            reason = judge_multipart(key, upload_id, mp["Initiated"].timestamp(), now, grace)
-            if reason is None:
-                continue
-            report.orphan_multipart.append({"key": key, "upload_id": upload_id, "reason": reason})
-            if not dry_run:
-                if reason == "expired":
-                    upload = _get(*_upload_key(key))
-                    if upload is not None and upload.state == "pending":
-                        _delete_upload_if(upload, "pending")
-                blobs.abort_multipart(key, upload_id)
-                report.aborted += 1
 
+    report.complete = stopped_at is None
+    if resume and not dry_run:
+        _save_cursor(stopped_at)
     _count("OrphansFound", len(report.orphans) + len(report.orphan_multipart))
     _count("OrphansDeleted", report.deleted + report.aborted)
     _count("BytesReclaimed", report.bytes_reclaimed, "Bytes")

@@ -27,6 +27,20 @@ def table_stream_arn() -> str:
     )
 
 
+# What a deployed function gets from its stack (infra/functions.yaml sets each one with !Ref,
+# !GetAtt or !Sub; tests/test_deploy.py checks that none is missing or a placeholder).
+STACK_SETTINGS = (
+    "NSHUB_STAGE", "NSHUB_TABLE", "NSHUB_BUCKET", "NSHUB_EVENTS_QUEUE_URL",
+    "NSHUB_USER_POOL_ID", "NSHUB_CLIENT_ID", "NSHUB_ISSUER", "NSHUB_JWKS_URL",
+    "NSHUB_CODEBUILD_PROJECT", "NSHUB_ECR_REGISTRY", "NSHUB_ECR_PULL_ROLE_ARN",
+    "NSHUB_METRICS_NAMESPACE",
+)
+
+
+def metrics_namespace() -> str:
+    return os.environ.get("NSHUB_METRICS_NAMESPACE") or "nshub"
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
@@ -51,6 +65,7 @@ class Settings:
     url_expires_seconds: int
     upload_ttl_seconds: int
     orphan_grace_seconds: int
+    stuck_build_seconds: int
     single_part_max_bytes: int
     min_part_size: int
     codebuild_project: str
@@ -58,7 +73,6 @@ class Settings:
     ecr_pull_role_arn: str
     hubble_max_body_bytes: int
     service_name: str = "nshub"
-    metrics_namespace: str = "nshub"
 
     @property
     def is_dev(self) -> bool:
@@ -91,6 +105,8 @@ class Settings:
             url_expires_seconds=min(900, max(60, _int("NSHUB_URL_EXPIRES_SECONDS", 900))),
             upload_ttl_seconds=_int("NSHUB_UPLOAD_TTL_SECONDS", 24 * 3600),
             orphan_grace_seconds=_int("NSHUB_ORPHAN_GRACE_SECONDS", 24 * 3600),
+            # The build project's TimeoutInMinutes (30) + QueuedTimeoutInMinutes (60), and a margin.
+            stuck_build_seconds=_int("NSHUB_STUCK_BUILD_SECONDS", 2 * 3600),
             single_part_max_bytes=_int("NSHUB_SINGLE_PART_MAX_BYTES", 16 * MiB),
             min_part_size=_int("NSHUB_MIN_PART_SIZE", 16 * MiB),
             codebuild_project=env("NSHUB_CODEBUILD_PROJECT", "nshub-executor-images"),

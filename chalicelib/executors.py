@@ -155,6 +155,7 @@ def start_image_build(version_image: dict) -> str | None:
         raise
     build_id = build["id"]
     _set_status(version.pk, version.sk, BUILDING, build_id, None)
+    _watch_build(version.pk, version.sk, build_id)
     logger.info("image build started", extra={"build_id": build_id, "repository": repository,
                                               "tags": tags})
     return build_id
@@ -265,8 +266,60 @@ def record_build_state(event: dict) -> str | None:
     log_url = (extra.get("logs") or {}).get("deep-link")
     if not _set_status(pk, sk, status, build_id, log_url):
         return None
+    if status in TERMINAL:
+        _unwatch_build(pk, sk)
     logger.info("image build state", extra={"build_id": build_id, "status": status})
     return status
+
+
+# ---------------------------------------------------------------- builds nobody heard of
+# A build's state change is an EventBridge event: one that is lost (the function failed
+# every retry, the rule was disabled) would leave a version `building` for ever. Every
+# started build is watched by a small item (keys.build_watch_key) until its terminal state
+# is recorded; the hourly reconciler asks CodeBuild about the ones older than a build can
+# run, and records what it answers (or fails a build CodeBuild does not know).
+
+def _watch_build(pk: str, sk: str, build_id: str) -> None:
+    watch_pk, watch_sk = keys.build_watch_key(pk, sk)
+    items()(watch_pk, watch_sk, image_build_id=build_id, created_at=registry.now_iso()).save()
+
+
+def _unwatch_build(pk: str, sk: str) -> None:
+    items()(*keys.build_watch_key(pk, sk)).delete()
+
+
+def settle_stuck_builds(now: float | None = None) -> dict[str, int]:
+    """Record the outcome of builds started more than `stuck_build_seconds` ago whose state
+    change never arrived: what CodeBuild says, or `failed` when it does not know the build
+    (the owner pushes again to rebuild). Returns counts by what was recorded."""
+    import time
+
+    now = time.time() if now is None else now
+    model = items()
+    pk = keys.build_watch_key("", "")[0]
+    stuck = [w for w in model.query(pk, consistent_read=True)
+             if now - dt.datetime.fromisoformat(w.created_at.replace("Z", "+00:00"))
+             .timestamp() >= get_settings().stuck_build_seconds]
+    counts = {"checked": len(stuck), "ready": 0, "failed": 0, "still_running": 0}
+    for start in range(0, len(stuck), 100):  # BatchGetBuilds takes 100 ids
+        batch = stuck[start:start + 100]
+        found = {b["id"]: b for b in get_aws().client("codebuild").batch_get_builds(
+            ids=[w.image_build_id for w in batch])["builds"]}
+        for watch in batch:
+            version_pk, version_sk = keys.parse_build_watch_sk(watch.sk)
+            build = found.get(watch.image_build_id)
+            status = FAILED if build is None else BUILD_STATUSES.get(build["buildStatus"])
+            if status not in TERMINAL:
+                counts["still_running"] += 1
+                continue
+            log_url = ((build or {}).get("logs") or {}).get("deepLink")
+            _set_status(version_pk, version_sk, status, watch.image_build_id, log_url)
+            watch.delete()
+            counts[status] += 1
+            logger.warning("image build settled by the reconciler", extra={
+                "build_id": watch.image_build_id, "status": status,
+                "known_to_codebuild": build is not None})
+    return counts
 
 
 def _build_id(build_arn_or_id: str) -> str:

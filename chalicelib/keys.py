@@ -29,6 +29,10 @@ the first spelling is kept in the item for display.
     TOKENS#{username}        TOKENS                          the account's live tokens: {id: hash,
                                                              name, expiry} and a revision that
                                                              every change is conditional on
+    RECONCILER               CURSOR                          where the last scheduled
+                                                             reconciler run stopped
+    BUILDS                   {version pk}/{version sk}       an image build started and not
+                                                             yet finished (build id, start)
 
     A token is checked with one GetItem of its own key (the SHA-256 of the secret: the secret
     is never stored); an account's tokens are listed from its one TOKENS item (then one
@@ -134,6 +138,20 @@ def list_gsi_pk(kind: str, ns: str) -> str:
 
 def list_gsi_sk(visibility: str, name: str) -> str:
     return f"{visibility}#{name.lower()}"
+
+
+def reconciler_cursor_key() -> tuple[str, str]:
+    return "RECONCILER", "CURSOR"
+
+
+def build_watch_key(version_pk: str, version_sk: str) -> tuple[str, str]:
+    # Resource pks hold no "/" (names never do), so the first "/" splits the two back.
+    return "BUILDS", f"{version_pk}/{version_sk}"
+
+
+def parse_build_watch_sk(sk: str) -> tuple[str, str]:
+    version_pk, _, version_sk = sk.partition("/")
+    return version_pk, version_sk
 
 
 def image_repository(ns: str, name: str) -> str:

@@ -84,6 +84,10 @@ class Item(Model):
     integrity = UnicodeAttribute(null=True)
     integrity_reason = UnicodeAttribute(null=True)
 
+    # the reconciler's cursor: {"phase": "objects", "after": key} or
+    # {"phase": "multipart", "key_marker": key, "upload_id_marker": id}
+    cursor = JSONAttribute(null=True)
+
     # legacy executor alias
     owner = UnicodeAttribute(null=True)  # also: a personal access token's account (username)
     secret_hash = UnicodeAttribute(null=True)

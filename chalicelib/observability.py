@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
 
+from chalicelib.config import metrics_namespace
+
 SERVICE = "nshub"
-METRICS_NAMESPACE = "nshub"
+# One namespace per stage (the stack sets it), so two stages in one account never mix figures.
+METRICS_NAMESPACE = metrics_namespace()
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)

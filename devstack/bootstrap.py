@@ -320,6 +320,10 @@ def _bucket(props: dict, r: Resolver, s3: Any, sqs: Any, region: str, queue_url_
     except Exception as exc:  # noqa: BLE001
         if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    versioning = props.get("VersioningConfiguration")
+    if versioning:
+        s3.put_bucket_versioning(Bucket=name,
+                                 VersioningConfiguration={"Status": versioning["Status"]})
     pab = props.get("PublicAccessBlockConfiguration")
     if pab:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=pab)

@@ -28,6 +28,68 @@ TEST_SETTINGS = {
 PASSWORDS = {"alice": "Alice-passw0rd", "bob": "Bob-passw0rd1"}
 
 
+# ---------------------------------------------------------------- least privilege
+# Every AWS call a function's handler makes is checked against that function's role
+# (tests/least_privilege.py): a denied call fails the test that made it; after the whole suite,
+# a grant that no call used fails the run.
+def pytest_configure(config):
+    from tests import least_privilege
+
+    least_privilege.install()
+    if not hasattr(config, "workerinput") and "NSHUB_LEAST_PRIVILEGE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["NSHUB_LEAST_PRIVILEGE_DIR"] = tempfile.mkdtemp(prefix="nshub-grants-")
+
+
+@pytest.fixture(autouse=True)
+def _calls_within_each_functions_role():
+    from tests import least_privilege
+
+    least_privilege.take_violations()
+    yield
+    denied = least_privilege.take_violations()
+    assert not denied, "calls outside the function's role:\n" + "\n".join(denied)
+
+
+def _ran_whole_suite(session) -> bool:
+    option = session.config.option
+    return (session.exitstatus == 0 and not option.keyword and not option.markexpr
+            and not getattr(option, "lf", False) and not getattr(option, "deselect", None)
+            and [str(a).rstrip("/") for a in session.config.args] in ([], ["tests"]))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import json
+    from pathlib import Path
+
+    from tests import least_privilege
+
+    folder = Path(os.environ["NSHUB_LEAST_PRIVILEGE_DIR"])
+    if hasattr(session.config, "workerinput"):
+        (folder / f"{os.getpid()}.json").write_text(json.dumps(sorted(least_privilege.used())))
+        return
+    used = set(least_privilege.used())
+    for path in folder.glob("[0-9]*.json"):
+        used |= {tuple(x) for x in json.loads(path.read_text())}
+        path.unlink()
+    (folder / "used.json").write_text(json.dumps(sorted(used), indent=0))
+    if not _ran_whole_suite(session):
+        return
+    exempt = set(least_privilege.NOT_DRIVEN_THROUGH_HANDLERS)
+    unused = sorted(least_privilege.granted() - used - exempt)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for grant in sorted(exempt & used):
+        reporter.write_line(f"least privilege: {grant} is used now: remove it from "
+                            "NOT_DRIVEN_THROUGH_HANDLERS")
+    if unused:
+        lines = [f"{role} grants {action} (statement {sid}) but no function call used it"
+                 for role, sid, action in unused]
+        reporter.write_sep("=", "least privilege: unused grants", red=True)
+        reporter.write_line("\n".join(lines))
+        session.exitstatus = 1
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     from moto.server import ThreadedMotoServer

@@ -506,12 +506,67 @@ def test_the_scheduled_reconciler_runs(aws_env, grace):
     import app
 
     grace(0)
-    client(aws_env, "s3").put_object(Bucket=aws_env["NSHUB_BUCKET"], Key="blobs/x", Body=b"1")
+    s3 = client(aws_env, "s3")
+    s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key="blobs/x", Body=b"1")
+    s3.create_multipart_upload(Bucket=aws_env["NSHUB_BUCKET"], Key="blobs/y")
     event = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
              "account": "123456789012", "time": "2024-01-01T00:00:00Z", "region": "us-east-1",
              "resources": [], "detail": {}}
     summary = app.reconcile(event, FakeLambdaContext())
     assert summary["deleted"] == 1 and blob_keys(aws_env) == set()
+    assert summary["aborted"] == 1 and summary["complete"] is True
+    assert s3.list_multipart_uploads(Bucket=aws_env["NSHUB_BUCKET"]).get("Uploads", []) == []
+
+
+def test_the_reconciler_resumes_where_its_budget_stopped_it(aws_env, grace):
+    """A run whose budget runs out saves where it stopped; the next one continues after the
+    last key it judged (an object that appeared before that key waits for the next pass),
+    and a finished pass clears the cursor so the following run starts over."""
+    from chalicelib import cleanup
+
+    grace(0)
+    s3 = client(aws_env, "s3")
+    names = [f"blobs/array/alice/x/u{i}" for i in range(5)]  # nothing claims them: orphans
+    for key in names:
+        s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=key, Body=b"1")
+
+    first = cleanup.reconcile(resume=True, max_items=2)
+    assert (first["complete"], first["resumed_from"]) == (False, None)
+    assert [o["key"] for o in first["orphans"]] == names[:2]
+    early = "blobs/array/alice/x/a0"  # sorts before the cursor
+    s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=early, Body=b"1")
+
+    second = cleanup.reconcile(resume=True, max_items=2)
+    assert second["resumed_from"] == {"phase": "objects", "after": names[1]}
+    assert [o["key"] for o in second["orphans"]] == names[2:4]
+    assert second["complete"] is False
+
+    third = cleanup.reconcile(resume=True, max_items=2)
+    assert [o["key"] for o in third["orphans"]] == names[4:]
+    assert third["complete"] is True and cleanup.load_cursor() == {}
+    assert blob_keys(aws_env) == {early}
+
+    fourth = cleanup.reconcile(resume=True, max_items=2)  # a new pass, from the first key
+    assert fourth["resumed_from"] is None
+    assert [o["key"] for o in fourth["orphans"]] == [early]
+    assert blob_keys(aws_env) == set()
+
+
+def test_a_dry_run_or_an_unbudgeted_run_leaves_the_cursor_alone(aws_env, grace):
+    from chalicelib import cleanup
+
+    grace(0)
+    s3 = client(aws_env, "s3")
+    for i in range(3):
+        s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=f"blobs/array/a/b/u{i}", Body=b"1")
+    assert cleanup.reconcile(resume=True, max_items=1)["complete"] is False
+    saved = cleanup.load_cursor()
+    assert saved == {"phase": "objects", "after": "blobs/array/a/b/u0"}
+    assert cleanup.reconcile(dry_run=True, resume=True, max_items=1)["resumed_from"] == saved
+    assert cleanup.load_cursor() == saved  # a dry run reads the cursor, never moves it
+    full = cleanup.reconcile()  # the operator's run: the whole bucket, no cursor
+    assert full["objects_scanned"] == 2 and full["complete"] is True
+    assert cleanup.load_cursor() == saved
 
 
 def test_images_of_dropped_executor_versions_go(api, users, pump, aws_env, tmp_path):

@@ -328,3 +328,65 @@ def test_pull_credentials_for_a_missing_tag_or_executor_are_404(api, users, aws_
     assert api.post("/v1/executors/alice/nothing/pull-credentials",
                     token=token(users)).status_code == 404
 
+
+# ---------------------------------------------------------------- builds whose event was lost
+
+
+def run_reconciler(monkeypatch=None, hours_later: bool = False) -> dict:
+    """The scheduled reconciler, as Lambda invokes it; `hours_later`: once builds have had
+    all their time (the threshold drops to 0 instead of the clock moving on)."""
+    import app as app_module
+    from chalicelib import config
+    from devstack.pump import FakeLambdaContext
+
+    if hours_later:
+        monkeypatch.setenv("NSHUB_STUCK_BUILD_SECONDS", "0")
+        config.reset()
+    event = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "123456789012", "time": "2024-01-01T00:00:00Z", "region": "us-east-1",
+             "resources": [], "detail": {}}
+    return app_module.reconcile(event, FakeLambdaContext())
+
+
+def test_a_build_whose_state_event_was_lost_is_settled_by_the_reconciler(
+        api, users, building, monkeypatch):
+    build_id, _ = building
+    # Within a build's lifetime the reconciler leaves it alone
+    assert run_reconciler()["stuck_builds"] == {"checked": 0, "ready": 0, "failed": 0,
+                                                "still_running": 0}
+    assert info(api, users)["image_status"] == "building"
+    # Later, no event came: CodeBuild is asked (moto's builds have all succeeded)
+    assert run_reconciler(monkeypatch, hours_later=True)["stuck_builds"]["ready"] == 1
+    assert info(api, users)["image_status"] == "ready"
+    assert version_item("exec", 1).image_build_id == build_id
+    # Settled once: the next run finds nothing to check
+    assert run_reconciler(monkeypatch, hours_later=True)["stuck_builds"]["checked"] == 0
+
+
+def test_a_build_codebuild_does_not_know_fails(api, users, aws_env, tmp_path, stream,
+                                               monkeypatch):
+    from chalicelib import keys as k
+    from chalicelib.models import items
+
+    push_executor(api, token(users), "alice/exec", package(tmp_path))
+    stream.run()
+    # CodeBuild forgot the build (deleted): the version and its watch name an unknown id
+    gone = aws_env["NSHUB_CODEBUILD_PROJECT"] + ":0000-gone"
+    version_pk, version_sk = _version_key("exec", 1)
+    for key in ((version_pk, version_sk), (version_pk, k.head_sk("executor")),
+                k.build_watch_key(version_pk, version_sk)):
+        items()(*key).update(actions=[items().image_build_id.set(gone)])
+    assert run_reconciler(monkeypatch, hours_later=True)["stuck_builds"]["failed"] == 1
+    assert info(api, users)["image_status"] == "failed"
+
+
+def test_a_recorded_outcome_stops_the_watch(api, users, building, monkeypatch):
+    build_id, env = building
+    assert invoke_state_handler(build_state_event("FAILED", build_id, env)) == "failed"
+    assert run_reconciler(monkeypatch, hours_later=True)["stuck_builds"]["checked"] == 0
+    assert info(api, users)["image_status"] == "failed"
+
+
+def _version_key(name: str, number: int) -> tuple[str, str]:
+    version = version_item(name, number)
+    return version.pk, version.sk

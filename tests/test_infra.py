@@ -124,8 +124,14 @@ def test_bucket_matches_template(aws_env):
     assert [r["ID"] for r in rules] == [r["Id"] for r in want_rules]
     for got, w in zip(rules, want_rules):
         assert got["Status"] == w["Status"]
-        assert got["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == (
-            w["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        if "AbortIncompleteMultipartUpload" in w:
+            assert got["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == (
+                w["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        if "NoncurrentVersionExpirationInDays" in w:
+            assert got["NoncurrentVersionExpiration"]["NoncurrentDays"] == (
+                w["NoncurrentVersionExpirationInDays"])
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") == (
+        t["VersioningConfiguration"]["Status"])
 
     pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert pab == t["PublicAccessBlockConfiguration"]
