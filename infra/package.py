@@ -48,13 +48,20 @@ def stack_template(chalice_template: dict, overlays: tuple[Path, ...] = OVERLAYS
     return merged
 
 
+class _NoAliases(yaml.SafeDumper):
+    """CloudFormation reads no YAML anchors: write shared mappings out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def main(chalice_dir: str, out_dir: str) -> None:
     from devstack.bootstrap import load_template
 
     src, out = Path(chalice_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     template = stack_template(load_template(src / "sam.yaml"))
-    (out / "sam.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
+    (out / "sam.yaml").write_text(yaml.dump(template, Dumper=_NoAliases, sort_keys=False))
     shutil.copyfile(src / "deployment.zip", out / "deployment.zip")
 
 

@@ -46,6 +46,11 @@ PLACEHOLDERS = re.compile(
     rf"|nshub-(dev|prod|{STAGE})\b|us-east-1|arn:aws:", re.IGNORECASE)
 
 
+def test_packaged_template_has_no_yaml_aliases(project, packaged):
+    text = (project / "build" / "package" / "sam.yaml").read_text()
+    assert not re.search(r"[&*]id\d+", text)  # CloudFormation reads no anchors
+
+
 def test_no_placeholder_account_region_or_stage_anywhere(packaged):
     found = [(path, value) for path, value in walk(packaged)
              if isinstance(value, str) and PLACEHOLDERS.search(value)
@@ -53,24 +58,26 @@ def test_no_placeholder_account_region_or_stage_anywhere(packaged):
     assert found == []
 
 
+# The user pool invokes PreSignUp, so PreSignUp cannot refer to the pool (a cycle): it gets
+# every setting but the pool's, and needs none of them (it reads the table only).
+POOL_SETTINGS = {"NSHUB_USER_POOL_ID", "NSHUB_CLIENT_ID", "NSHUB_ISSUER", "NSHUB_JWKS_URL"}
+
+
 def test_every_function_gets_every_setting_from_the_stack(packaged, expanded):
-    shared = packaged["Globals"]["Function"]["Environment"]["Variables"]
-    assert {"APIHandler", "OnBlobEvent", "OnTableChange", "OnImageBuildState",
-            "Reconcile"} <= set(functions(packaged))
-    for name, fn in functions(packaged).items():
-        own = fn["Properties"].get("Environment", {}).get("Variables", {})
-        assert not set(own) & set(STACK_SETTINGS), (name, own)  # nothing overrides the stack
-    for setting in STACK_SETTINGS:
-        value = shared[setting]
-        assert isinstance(value, dict) and len(value) == 1, (setting, value)
-        (kind, _), = value.items()
-        assert kind in ("Ref", "Fn::GetAtt", "Fn::Sub"), (setting, value)
-    # After the transform every function carries them (SAM Globals applied).
-    lambdas = of_type(expanded, "AWS::Lambda::Function")
-    assert len(lambdas) == len(functions(packaged))
+    assert {"APIHandler", "OnBlobEvent", "OnTableChange", "OnImageBuildState", "Reconcile",
+            "PreSignUp"} <= set(functions(packaged))
+    lambdas = of_type(expanded, "AWS::Lambda::Function")  # SAM Globals applied
+    assert set(lambdas) == set(functions(packaged))
     for name, fn in lambdas.items():
         env = fn["Properties"]["Environment"]["Variables"]
-        assert {k: env[k] for k in STACK_SETTINGS} == {k: shared[k] for k in STACK_SETTINGS}, name
+        wanted = set(STACK_SETTINGS) - (POOL_SETTINGS if name == "PreSignUp" else set())
+        assert wanted <= set(env), (name, wanted - set(env))
+        for setting in wanted:
+            value = env[setting]
+            assert isinstance(value, dict) and len(value) == 1, (name, setting, value)
+            (kind, _), = value.items()
+            assert kind in ("Ref", "Fn::GetAtt", "Fn::Sub"), (name, setting, value)
+    assert not POOL_SETTINGS & set(lambdas["PreSignUp"]["Properties"]["Environment"]["Variables"])
 
 
 NAME_PROPERTIES = ("TableName", "BucketName", "QueueName", "RoleName", "FunctionName",
