@@ -195,7 +195,7 @@ def test_alarms_cover_what_can_go_wrong(expanded):
     assert ("AWS/ApiGateway", "Latency", api) in watched
     assert any(a["Properties"].get("ExtendedStatistic") == "p99" for a in alarms.values())
     assert ("AWS/CodeBuild", "FailedBuilds", {"ProjectName": {"Ref": "ExecutorImageBuild"}}) in watched
-    assert ("nshub-${Stage}", "IntegrityErrors") in {
+    assert ("nshub-${Stage}", "VersionsQuarantined") in {
         (ns["Fn::Sub"] if isinstance(ns, dict) else ns, name) for ns, name, _ in watched}
     for logical, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical
