@@ -486,7 +486,7 @@ def test_an_executor_pushed_by_the_cli(browser, api, users, home, tmp_path):
 
 
 @pytest.mark.browser
-def test_every_tab_fits_a_phone_and_a_desktop(browser, users, home, tmp_path):
+def test_every_tab_fits_a_phone_and_a_desktop(browser, api, users, home, tmp_path):
     """Screenshots of each tab at both sizes; NSHUB_SCREENSHOTS=docs/screenshots refreshes the
     README's. At 375 px nothing may scroll sideways."""
     out = Path(os.environ.get("NSHUB_SCREENSHOTS") or tmp_path)
@@ -498,12 +498,16 @@ def test_every_tab_fits_a_phone_and_a_desktop(browser, users, home, tmp_path):
     push_array(tmp_path, "alice/notes", b"private notes\n")
     assert cli("hub", "push", str(executor_folder(tmp_path / "MyExecutor")), "--tag", "v1.0",
                "--public") == 0
+    for name, scopes in (("nightly CI", ["read"]), ("laptop", ["read", "write"])):
+        assert api.post("/v1/tokens", token=users["alice"]["id_token"],
+                        json={"name": name, "scopes": scopes}).status_code == 201
 
     shots = {
         "storage": "/#/storage",
         "array": "/#/storage/alice/fashion_mnist",
         "executors": "/#/executors",
         "executor": "/#/executors/alice/MyExecutor",
+        "tokens": "/#/tokens",
     }
     for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         tab = browser(viewport)
@@ -520,3 +524,60 @@ def test_every_tab_fits_a_phone_and_a_desktop(browser, users, home, tmp_path):
         tab.check(allowed_errors=("status of 404",))
     assert len(list(out.glob("*.png"))) == 2 * len(shots)
 
+
+
+@pytest.mark.browser
+def test_tokens_are_created_copied_used_and_revoked(browser, api, users, home, tmp_path,
+                                                    monkeypatch, capsys):
+    tab = browser()
+    page = tab.page
+    page.goto("/#/tokens")
+    expect(page.locator(".lead")).to_contain_text("Sign in to see and create your access tokens")
+    sign_in(page, "alice", users["alice"]["password"])
+    page.get_by_role("link", name="Tokens").click()
+    expect(page.locator(".empty")).to_contain_text("No tokens yet")
+
+    # a name the API refuses: its message, in one line
+    page.get_by_label("Name").fill("bad<name>")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("alert")).to_contain_text("a token name is 1-100 letters")
+
+    # created: shown once, copied with its button
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Scope").select_option("read write")
+    page.get_by_label("Expires in (days)").fill("30")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator(".new-token")).to_contain_text("this is the only time it is shown")
+    page.get_by_role("button", name="Copy Token").click()
+    secret = page.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(r"nshub_[A-Za-z0-9]{40}", secret)
+    row = page.get_by_role("row").filter(has_text="laptop")
+    expect(row).to_contain_text("read, write")
+    expect(row.locator('td[data-label="Last used"]')).to_have_text("never")
+    page.get_by_role("button", name="I have copied it").click()
+    expect(page.locator(".new-token")).to_have_count(0)
+    assert secret not in page.content()
+    listed = api.get("/v1/tokens", token=users["alice"]["id_token"]).json()["items"]
+    assert [(t["name"], t["scopes"]) for t in listed] == [("laptop", ["read", "write"])]
+
+    # the CLI works with it, as alice, and the console shows its last use
+    monkeypatch.setenv("NSHUB_TOKEN", secret)
+    capsys.readouterr()
+    assert cli("whoami") == 0 and capsys.readouterr().out == "alice\n"
+    push_array(tmp_path, "alice/by-token", b"pushed with a token\n")
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="laptop")
+           .locator('td[data-label="Last used"]')).to_contain_text("UTC")
+
+    # revoked after a confirmation: gone from the list, refused by the API
+    page.get_by_role("button", name="Revoke token laptop").click()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("row").filter(has_text="laptop")).to_be_visible()
+    page.get_by_role("button", name="Revoke token laptop").click()
+    page.get_by_role("button", name="Revoke now").click()
+    expect(page.locator(".empty")).to_contain_text("No tokens yet")
+    capsys.readouterr()
+    assert cli("whoami") == 1
+    assert "(Unauthorized)" in capsys.readouterr().err
+    assert api.get("/v1/tokens", token=users["alice"]["id_token"]).json()["items"] == []
+    tab.check(allowed_errors=("status of 400",))
