@@ -1,12 +1,19 @@
 """Make moto behave like AWS where nshub relies on it: DynamoDB as atomic as the real one,
-Cognito running the user pool's PreSignUp trigger (`run_sign_up_trigger`), and S3 refusing
-what S3 refuses (`make_s3_faithful`, below).
+streams included, Cognito running the user pool's PreSignUp trigger (`run_sign_up_trigger`),
+and S3 refusing what S3 refuses (`make_s3_faithful`, below).
 
 DynamoDB applies each write (and each transaction) atomically, so a conditional write that
 races another one fails its condition. moto's server handles requests on threads and checks
 conditions without a lock, so two racing conditional writes can both succeed there. The
 registry relies on the real guarantee (version numbers of racing pushes), so every process
 that serves moto (tests, the dev stack, the benchmarks) calls `make_dynamodb_atomic()` first.
+
+A failed transaction leaves no trace in DynamoDB, stream included. moto rolls one back by
+putting a deep copy of the table (taken before the transaction) in its place: the copy
+brings a new stream shard object with the same id, while the old one keeps the records of
+the writes that were undone and stays behind every iterator taken before. Here the rollback
+keeps the table's own shard, without the undone writes' records, and stream reads take the
+same lock, so no reader ever sees a record of a transaction that did not happen.
 """
 from __future__ import annotations
 
@@ -17,24 +24,52 @@ from typing import Any, Iterator
 
 _LOCK = threading.RLock()
 _TRIGGER_BYPASSED = threading.Event()
-WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
+STREAM_READS = ("describe_stream", "get_shard_iterator", "get_records")
+
+
+def _locked(method):
+    def locked(*args, **kwargs):
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    locked = functools.wraps(method)(locked)
+    locked._nshub_atomic = True  # type: ignore[attr-defined]
+    return locked
+
+
+def _transaction_keeping_streams(method):
+    def transact_write_items(self, *args, **kwargs):
+        with _LOCK:
+            shards = {name: (table.stream_shard, len(table.stream_shard.items))
+                      for name, table in self.tables.items() if table.stream_shard is not None}
+            try:
+                return method(self, *args, **kwargs)
+            except Exception:
+                for name, (shard, length) in shards.items():
+                    table = self.tables.get(name)
+                    if table is not None and table.stream_shard is not shard:
+                        del shard.items[length:]
+                        shard.table = table
+                        table.stream_shard = shard
+                raise
+
+    transact_write_items = functools.wraps(method)(transact_write_items)
+    transact_write_items._nshub_atomic = True  # type: ignore[attr-defined]
+    return transact_write_items
 
 
 def make_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
-    for name in WRITES:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_nshub_atomic", False):
-            continue
-
-        def locked(*args, __method=method, **kwargs):
-            with _LOCK:
-                return __method(*args, **kwargs)
-
-        locked = functools.wraps(method)(locked)
-        locked._nshub_atomic = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
+    patches = [(DynamoDBBackend, name, _locked) for name in WRITES]
+    patches += [(DynamoDBStreamsBackend, name, _locked) for name in STREAM_READS]
+    patches.append((DynamoDBBackend, "transact_write_items", _transaction_keeping_streams))
+    for cls, name, wrap in patches:
+        method = getattr(cls, name)
+        if not getattr(method, "_nshub_atomic", False):
+            setattr(cls, name, wrap(method))
 
 
 def run_sign_up_trigger() -> None:

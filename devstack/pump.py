@@ -125,7 +125,9 @@ def _lambda_stream_record(raw: dict, stream_arn: str, region: str) -> dict:
 @dataclass
 class _Shard:
     shard_id: str
-    iterator: str | None
+    start: str  # where reading begins before any record was read: TRIM_HORIZON or LATEST
+    last_seq: str | None = None  # the last record read: every read resumes after it
+    iterator: str | None = None  # followed only until the first record (LATEST)
     pending: list[dict] = field(default_factory=list)  # raw records not yet delivered
     attempts: int = 0
     closed: bool = False
@@ -163,6 +165,8 @@ class EventPump:
         self._queue_arn: str | None = None
         self._stream_arn: str | None = None
         self._shards: dict[str, _Shard] = {}
+        self._stale = False  # describe the stream again before the next read
+        self._failing: str | None = None  # the failure last logged, until reads work again
         self._clients: dict[str, Any] = {}
         self.delivered = 0
         self.errors = 0
@@ -254,65 +258,94 @@ class EventPump:
         return len(records)
 
     # ---------------------------------------------------------------- DynamoDB stream
+    # Every read takes a fresh iterator after the last record read, instead of following
+    # NextShardIterator: an iterator can outlive the shard object it points to (moto swaps
+    # the table and its shard when it rolls a transaction back; real iterators expire after
+    # 15 minutes), and then it reads nothing, silently, for good.
+
     def _current_stream_arn(self) -> str:
         table = self._client("dynamodb").describe_table(TableName=self.table)["Table"]
         return table.get("LatestStreamArn", "")
 
     def _refresh_shards(self) -> None:
+        """Describe the stream again; shards already known keep their position."""
         arn = self._current_stream_arn()
         if arn != self._stream_arn:  # first call, or the table was recreated (moto reset)
+            if self._stream_arn:
+                log.warning("the table stream changed (%s -> %s): reading the new one from "
+                            "its start", self._stream_arn, arn or "none")
             self._stream_arn = arn
             self._shards = {}
+        self._stale = False
         if not arn:
             return
-        streams = self._client("dynamodbstreams")
-        desc = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        desc = self._client("dynamodbstreams").describe_stream(
+            StreamArn=arn)["StreamDescription"]
         for shard in desc.get("Shards", []):
             sid = shard["ShardId"]
-            if sid in self._shards:
-                continue
-            kind = self.stream_start
-            # Shards born after start (children) are read from their beginning.
-            if self._shards and kind == "LATEST":
-                kind = "TRIM_HORIZON"
-            it = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=sid, ShardIteratorType=kind
-            )["ShardIterator"]
-            self._shards[sid] = _Shard(sid, it)
+            if sid not in self._shards:
+                # Shards born after start (children) are read from their beginning.
+                start = "LATEST" if not self._shards and self.stream_start == "LATEST" else \
+                    "TRIM_HORIZON"
+                self._shards[sid] = _Shard(sid, start)
 
     def poll_stream(self) -> int:
         """Read every shard once and deliver what it holds. Returns records delivered."""
         if not self.on_stream or not self.table:
             return 0
-        delivered = self._poll_stream_once()
-        if self._stream_arn is None:  # the stream went away (table recreated): follow it
-            delivered += self._poll_stream_once()
-        return delivered
+        try:
+            return self._poll_stream_once()
+        except Exception:  # noqa: BLE001 - an iterator or a shard went away: describe again
+            self._stale = True
+        try:
+            return self._poll_stream_once()
+        except Exception as exc:  # noqa: BLE001 - still failing: say so loudly, retry later
+            self._stream_failed(exc)
+            return 0
 
     def _poll_stream_once(self) -> int:
-        if self._stream_arn is None or not any(
+        if self._stale or self._stream_arn is None or not any(
             not s.closed for s in self._shards.values()
         ):
             self._refresh_shards()
         delivered = 0
-        streams = self._client("dynamodbstreams")
         for shard in list(self._shards.values()):
-            if not shard.pending and shard.iterator and not shard.closed:
-                try:
-                    resp = streams.get_records(
-                        ShardIterator=shard.iterator, Limit=self.stream_batch_size
-                    )
-                except Exception as exc:  # noqa: BLE001 - expired/unknown: start over
-                    log.warning("stream read failed (%s); re-describing the stream", exc)
-                    self._stream_arn = None
-                    return delivered
-                shard.pending = resp.get("Records", [])
-                shard.iterator = resp.get("NextShardIterator")
-                if shard.iterator is None:
-                    shard.closed = True
+            if not shard.pending and not shard.closed:
+                self._read(shard)
             if shard.pending:
                 delivered += self._deliver_stream(shard)
+        if self._failing:
+            log.warning("event pump: reading the table stream of %s again", self.table)
+            self._failing = None
         return delivered
+
+    def _read(self, shard: _Shard) -> None:
+        streams = self._client("dynamodbstreams")
+        iterator = shard.iterator
+        if shard.last_seq is not None or iterator is None or shard.start != "LATEST":
+            position = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                         "SequenceNumber": shard.last_seq} if shard.last_seq is not None
+                        else {"ShardIteratorType": shard.start})
+            iterator = streams.get_shard_iterator(
+                StreamArn=self._stream_arn, ShardId=shard.shard_id, **position)["ShardIterator"]
+        resp = streams.get_records(ShardIterator=iterator, Limit=self.stream_batch_size)
+        shard.pending = resp.get("Records", [])
+        shard.iterator = resp.get("NextShardIterator")
+        if shard.pending:
+            shard.last_seq = shard.pending[-1]["dynamodb"]["SequenceNumber"]
+        elif shard.iterator is None:
+            shard.closed = True
+
+    def _stream_failed(self, exc: Exception) -> None:
+        """Describe the stream again next round, keeping every shard's position."""
+        self._stale = True
+        self.errors += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        if reason != self._failing:  # once per kind of failure, not once a second
+            log.error("event pump: cannot read the table stream of %s (%s): deletes, retention, "
+                      "executor image builds and expired-upload cleanup wait until it can; "
+                      "retrying", self.table, reason)
+            self._failing = reason
 
     def _deliver_stream(self, shard: _Shard) -> int:
         batch = shard.pending
