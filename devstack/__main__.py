@@ -54,7 +54,10 @@ def _port(name: str, default: int) -> int:
 
 
 def _check_free(port: int, what: str, env_name: str) -> None:
+    """Fail when something listens on the port. Bound the way the servers bind it
+    (SO_REUSEADDR), so the connections a stopped stack leaves in TIME_WAIT do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -172,3 +172,34 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(which):
     assert len(lines) == 1, result.stderr
     assert str(port) in lines[0] and which in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_restart_right_after_a_stop_gets_the_same_ports():
+    # Given a dev stack that served a keep-alive client until it was stopped (the server
+    # closes those connections first, so their ports linger in TIME_WAIT)
+    api_port, moto_port = free_port(), free_port()
+    env = base_env(NSHUB_PORT=str(api_port), NSHUB_MOTO_PORT=str(moto_port),
+                   NSHUB_ALICE_PASSWORD="Alice-devst4ck")
+    first = DevStackProcess(env)
+    session = requests.Session()
+    try:
+        first.wait_for(READY, START_TIMEOUT)
+        for _ in range(3):
+            assert session.get(f"http://127.0.0.1:{api_port}/v1/config", timeout=30).ok
+        first.proc.send_signal(signal.SIGINT)
+        assert first.proc.wait(timeout=60) == 0
+    finally:
+        session.close()
+        first.kill_everything()
+
+    # When it is started again at once on the same ports
+    second = DevStackProcess(env)
+    try:
+        # Then it starts and serves
+        second.wait_for(READY, START_TIMEOUT)
+        r = requests.get(f"http://127.0.0.1:{api_port}/v1/config", timeout=30)
+        assert r.status_code == 200, r.text
+        second.proc.send_signal(signal.SIGINT)
+        assert second.proc.wait(timeout=60) == 0
+    finally:
+        second.kill_everything()
