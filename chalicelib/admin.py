@@ -16,12 +16,46 @@ from pathlib import Path
 from chalicelib.errors import NshubError
 
 
+class AdminError(Exception):
+    """One line on stderr and exit code 1."""
+
+
 def _env_from_devstack() -> None:
-    """Outside Lambda, pick up the running dev stack's settings when none are set."""
-    state = Path(os.environ.get("NSHUB_DEVSTACK_ENV", ".devstack/env.json"))
-    if "NSHUB_TABLE" not in os.environ and state.is_file():
-        for key, value in json.loads(state.read_text()).items():
-            os.environ.setdefault(key, value)
+    """Without NSHUB_TABLE (a deployed stack's settings), use the running dev stack's, found
+    where `make dev` writes them (devstack.state_file()), whatever the current folder."""
+    if os.environ.get("NSHUB_TABLE"):
+        return
+    from devstack import state_file  # an operator tool in the repository, never on Lambda
+
+    path = state_file()
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AdminError(
+            "no dev stack is running (start one with `make dev`) and NSHUB_TABLE is not set "
+            "(for a deployed stack, set the NSHUB_* variables of its functions)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise AdminError(f"cannot read the dev stack's settings in {path}: {exc}") from None
+    if not isinstance(state, dict) or not _listening(str(state.get("AWS_ENDPOINT_URL", ""))):
+        raise AdminError(f"the dev stack recorded in {path} is not running: start it with "
+                         "`make dev`")
+    # The stack's dummy AWS keys too: moto accepts any, and real ones have no business here.
+    os.environ.update({key: str(value) for key, value in state.items()})
+
+
+def _listening(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.port:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def cmd_import_legacy(args: argparse.Namespace) -> dict:
@@ -89,12 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = build_parser().parse_args(argv)
-    _env_from_devstack()
     try:
+        _env_from_devstack()
         result = args.run(args)
+    except AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except NshubError as exc:
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        where = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        print(f"error: the call to {where} failed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, default=str))
     return 0

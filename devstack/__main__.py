@@ -84,6 +84,7 @@ class DevStack:
         self.moto = None
         self.chalice: subprocess.Popen | None = None
         self.pump_thread: threading.Thread | None = None
+        self.state: tuple[Path, str] | None = None  # the state file written, and its text
         self.exit_code = 0
 
     # ------------------------------------------------------------ start
@@ -141,12 +142,26 @@ class DevStack:
         _say(READY_LINE)
 
     def _write_state(self, env: dict) -> None:
-        """.devstack/env.json: the environment of the running stack, for scripts."""
+        """The stack's environment, for tools run elsewhere (devstack.state_file())."""
+        from devstack import state_file
+
+        path = state_file()
+        state = {**DUMMY_CREDENTIALS, **env, "NSHUB_ENDPOINT": f"http://127.0.0.1:{self.port}"}
         try:
-            state = REPO / ".devstack"
-            state.mkdir(exist_ok=True)
-            (state / "env.json").write_text(json.dumps(
-                {**env, "NSHUB_ENDPOINT": f"http://127.0.0.1:{self.port}"}, indent=2) + "\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(state, indent=2) + "\n")
+            self.state = (path, path.read_text())
+        except OSError as exc:
+            print(f"devstack: cannot write {path} ({exc.strerror}): nshub-admin will not find "
+                  "this stack", file=sys.stderr, flush=True)
+
+    def _remove_state(self) -> None:
+        if self.state is None:
+            return
+        path, written = self.state
+        try:
+            if path.read_text() == written:  # not another stack's since
+                path.unlink()
         except OSError:
             pass
 
@@ -243,6 +258,7 @@ class DevStack:
                 self.moto.stop()
             except Exception:  # noqa: BLE001
                 pass
+        self._remove_state()
 
 
 def main() -> int:

@@ -106,19 +106,22 @@ class DevStackProcess:
             pass
 
 
-def base_env(**extra: str) -> dict[str, str]:
+def base_env(state: Path, **extra: str) -> dict[str, str]:
+    """A clean environment (no NSHUB_ or AWS_ settings); `state` is where the stack writes
+    its settings (never the repository's, which a developer's `make dev` may be using)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("NSHUB_", "AWS_"))}
-    env.update(PYTHONUNBUFFERED="1", **extra)
+    env.update(PYTHONUNBUFFERED="1", NSHUB_DEVSTACK_ENV=str(state), **extra)
     return env
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM],
                          ids=["sigint", "sigterm"])
-def test_dev_stack_serves_signs_in_and_stops_cleanly(stop_signal):
+def test_dev_stack_serves_signs_in_and_stops_cleanly(stop_signal, tmp_path):
     api_port, moto_port = free_port(), free_port()
     password = "Alice-devst4ck"
-    stack = DevStackProcess(base_env(NSHUB_PORT=str(api_port), NSHUB_MOTO_PORT=str(moto_port),
+    stack = DevStackProcess(base_env(tmp_path / "env.json", NSHUB_PORT=str(api_port),
+                                     NSHUB_MOTO_PORT=str(moto_port),
                                      NSHUB_ALICE_PASSWORD=password))
     try:
         stack.wait_for(READY, START_TIMEOUT)
@@ -156,7 +159,7 @@ def test_dev_stack_serves_signs_in_and_stops_cleanly(stop_signal):
 
 
 @pytest.mark.parametrize("which", ["NSHUB_PORT", "NSHUB_MOTO_PORT"])
-def test_busy_port_is_one_clear_line_and_exit_code_1(which):
+def test_busy_port_is_one_clear_line_and_exit_code_1(which, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -164,7 +167,7 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(which):
         other = "NSHUB_MOTO_PORT" if which == "NSHUB_PORT" else "NSHUB_PORT"
         result = subprocess.run(
             [sys.executable, "-m", "devstack"], cwd=str(REPO),
-            env=base_env(**{which: str(port), other: str(free_port())}),
+            env=base_env(tmp_path / "env.json", **{which: str(port), other: str(free_port())}),
             capture_output=True, text=True, timeout=60, start_new_session=True,
         )
     assert result.returncode == 1
@@ -174,12 +177,12 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(which):
     assert "Traceback" not in result.stderr
 
 
-def test_a_restart_right_after_a_stop_gets_the_same_ports():
+def test_a_restart_right_after_a_stop_gets_the_same_ports(tmp_path):
     # Given a dev stack that served a keep-alive client until it was stopped (the server
     # closes those connections first, so their ports linger in TIME_WAIT)
     api_port, moto_port = free_port(), free_port()
-    env = base_env(NSHUB_PORT=str(api_port), NSHUB_MOTO_PORT=str(moto_port),
-                   NSHUB_ALICE_PASSWORD="Alice-devst4ck")
+    env = base_env(tmp_path / "env.json", NSHUB_PORT=str(api_port),
+                   NSHUB_MOTO_PORT=str(moto_port), NSHUB_ALICE_PASSWORD="Alice-devst4ck")
     first = DevStackProcess(env)
     session = requests.Session()
     try:
