@@ -151,7 +151,7 @@ def get_config():
             "max_upload_bytes": s.max_upload_bytes, "max_executor_bytes": s.max_executor_bytes,
             "part_size": blobs.plan_parts(s.max_upload_bytes)[0],
             "single_part_max_bytes": s.single_part_max_bytes, "min_part_size": s.min_part_size,
-            "max_parts": blobs.TARGET_MAX_PARTS}
+            "max_parts": blobs.TARGET_MAX_PARTS, "image_builds": s.image_builds}
 
 
 @route("/v1/auth/signup", methods=["POST"])

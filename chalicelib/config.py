@@ -72,6 +72,7 @@ class Settings:
     ecr_registry: str
     ecr_pull_role_arn: str
     hubble_max_body_bytes: int
+    image_builds: bool  # executor images are built (CodeBuild); a dev stack has none
     service_name: str = "nshub"
 
     @property
@@ -116,6 +117,10 @@ class Settings:
             # executor.push). API Gateway hands Lambda a binary body base64-encoded, and
             # Lambda takes at most 6 MB per request: 4.6 MB of bytes is what fits.
             hubble_max_body_bytes=_int("NSHUB_HUBBLE_MAX_BODY_BYTES", HUBBLE_MAX_BODY_BYTES),
+
+
+            image_builds=env("NSHUB_IMAGE_BUILDS", "1").strip().lower() not in
+            ("0", "false", "no", "off"),
         )
 
 

@@ -108,6 +108,8 @@ def handle_stream_record(record: dict) -> str | None:
     parsed = keys.parse_sk((image.get("sk") or {}).get("S", ""))
     if parsed["kind"] != EXECUTOR or parsed["type"] != "version":
         return None
+    if not get_settings().image_builds:  # a dev stack: no CodeBuild, the image stays pending
+        return None
     return start_image_build(image)
 
 

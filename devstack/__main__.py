@@ -35,6 +35,9 @@ LOCAL_ENV = {
     # No X-Ray daemon locally; Powertools would otherwise complain on every call.
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # No CodeBuild locally (moto would take the build and never finish it): images stay
+    # pending, and /v1/config says so.
+    "NSHUB_IMAGE_BUILDS": "0",
 }
 
 

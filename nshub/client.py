@@ -18,7 +18,7 @@ import os
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -29,12 +29,20 @@ from nshub.credentials import Credentials
 from nshub.errors import (
     TOKEN_HINTS,
     IntegrityError,
+    InvalidEndpoint,
     InvalidRequest,
+    NotFound,
     NotLoggedIn,
     NshubError,
     Unauthorized,
 )
-from nshub.names import ArrayName, check_namespace, parse_array_name, writable_array_name
+from nshub.names import (
+    ArrayName,
+    check_namespace,
+    parse_array_name,
+    pushable_array_name,
+    writable_array_name,
+)
 from nshub.progress import transfer_bar
 from nshub.transfer import (
     Opener,
@@ -80,11 +88,19 @@ class Client:
         self._server_config: dict | None = None
 
     def __repr__(self) -> str:
-        return f"Client(endpoint={self.endpoint!r})"
+        return f"Client(endpoint={self._endpoint or settings.endpoint()!r})"
 
     @property
     def endpoint(self) -> str:
-        return self._endpoint or settings.endpoint()
+        """The API root, checked: `http(s)://HOST[:PORT]`."""
+        url = self._endpoint or settings.endpoint()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidEndpoint(
+                f"invalid endpoint {url!r}: use http://HOST:PORT or https://HOST"
+                + (f" (e.g. http://{url})" if not parts.netloc and "://" not in url else "")
+            )
+        return url
 
     @property
     def max_workers(self) -> int:
@@ -131,12 +147,16 @@ class Client:
 
     def login(self, username: str, password: str) -> dict:
         """Sign in and store the tokens in the credentials file (0600); returns `{username, namespace}`."""
-        tokens = self._api(
-            "POST",
-            "/v1/auth/login",
-            json={"username": username, "password": password},
-            auth=False,
-        )
+        try:
+            tokens = self._api(
+                "POST",
+                "/v1/auth/login",
+                json={"username": username, "password": password},
+                auth=False,
+            )
+        except Unauthorized as exc:
+            exc.hint = "no account yet? `nshub signup USERNAME --email EMAIL` creates one"
+            raise
         me = self._api("GET", "/v1/me", bearer=tokens["id_token"])
         credentials_file.save(
             Credentials.from_login(self.endpoint, me.get("username") or username, tokens)
@@ -166,8 +186,15 @@ class Client:
         """`{username, namespace}` of the caller; NotLoggedIn when there is no token."""
         bearer = self._bearer()
         if bearer is None:
+            self.config()  # an unreachable server is worth saying before "not logged in"
+            stored = credentials_file.load()
+            if stored is not None and stored.endpoint != self.endpoint:
+                raise NotLoggedIn(
+                    f"you are not logged in to {self.endpoint} (your login as "
+                    f"{stored.username} is for {stored.endpoint})",
+                    hint=f"run `nshub login USERNAME`, or set NSHUB_ENDPOINT={stored.endpoint}")
             raise NotLoggedIn(f"you are not logged in to {self.endpoint}")
-        return self._api("GET", "/v1/me", bearer=bearer)
+        return self._api("GET", "/v1/me")
 
     # --- personal access tokens -------------------------------------------------------------
 
@@ -211,7 +238,7 @@ class Client:
 
         `public=None` keeps the current visibility (private for a new array).
         """
-        target = writable_array_name(name)
+        target = self._push_target(name)
         path = Path(path)
         if not path.is_file():
             raise InvalidRequest(f"{str(path)!r} is not a file")
@@ -226,7 +253,7 @@ class Client:
         metadata: dict | None = None,
     ) -> dict:
         """Push bytes held in memory as a new version of `name`; returns its info."""
-        target = writable_array_name(name)
+        target = self._push_target(name)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes-like")
         return self._push(bytes_opener(data), target, public, metadata, desc=target.name)
@@ -294,7 +321,13 @@ class Client:
         """The info of an array (latest version unless `version`), with a fresh `download_url`."""
         array = parse_array_name(name)
         params = {"version": int(version)} if version is not None else None
-        return self._api("GET", _array_path(array), params=params)
+        try:
+            return self._api("GET", _array_path(array), params=params)
+        except NotFound as exc:
+            if params:  # the array may exist without that version
+                exc.hint = (f"`nshub versions {array}` lists its versions; private arrays of "
+                            "others are invisible")
+            raise
 
     def _downloadable_info(self, name: str, version: int | None) -> dict:
         """The info to pull from: a quarantined version (the owner still sees it) has no bytes
@@ -339,6 +372,10 @@ class Client:
         self._api("DELETE", _array_path(array))
 
     # --- transfers ------------------------------------------------------------------------
+
+    def _push_target(self, name: str) -> ArrayName:
+        stored = credentials_file.load()
+        return pushable_array_name(name, stored.username if stored else None)
 
     def _push(
         self,
@@ -528,6 +565,8 @@ class Client:
             except Unauthorized as exc:
                 if bearer and bearer.startswith(TOKEN_PREFIX) and source in TOKEN_HINTS:
                     exc.hint = TOKEN_HINTS[source]  # the message names the token's problem
+                elif bearer and source in ("login", "NSHUB_TOKEN"):
+                    raise self._refused(exc, source) from exc
                 raise
             if response.status_code == 204 or not response.content:
                 return None
@@ -567,6 +606,21 @@ class Client:
         stored = self._stored_credentials()
         return (stored.bearer if stored else None), "login"
 
+    def _refused(self, exc: Unauthorized, source: str) -> Unauthorized:
+        """A 401 for a token the user did not pass by hand: say which one, and what to do
+        (a dev stack forgets every account when it restarts, so this is a common sight)."""
+        if source == "NSHUB_TOKEN":
+            return Unauthorized(
+                f"the server refuses the token in NSHUB_TOKEN: {exc.message}", code=exc.code,
+                status=exc.status, hint="set NSHUB_TOKEN to a valid token, or unset it")
+        stored = credentials_file.load()
+        user = stored.username if stored else "USERNAME"
+        return Unauthorized(
+            f"{self.endpoint} no longer accepts your login as {user} (the server restarted, or "
+            f"the account or session ended): run `nshub login {user}` again", code=exc.code,
+            status=exc.status,
+            hint="`nshub logout` forgets it, so public resources can be read anonymously")
+
     def _stored_credentials(self) -> Credentials | None:
         stored = credentials_file.load()
         if stored is None or stored.endpoint != self.endpoint:
@@ -589,11 +643,7 @@ class Client:
                 "POST", "/v1/auth/refresh", json={"refresh_token": stored.refresh_token}, auth=False
             )
         except Unauthorized as exc:
-            raise Unauthorized(
-                f"your session at {self.endpoint} has expired: log in again ({exc.message})",
-                code=exc.code,
-                status=exc.status,
-            ) from exc
+            raise self._refused(exc, "login") from exc
         refreshed = stored.refreshed(tokens)
         credentials_file.save(refreshed)
         return refreshed

@@ -71,15 +71,34 @@ def pull(
     """Pull an array pushed by `push` as a `DocList` of `doc_cls` (a DocList[...] or a doc class)."""
     from docarray import DocList
 
-    list_cls = DocList[_doc_type(doc_cls)]
+    from pydantic import ValidationError
+
+    doc_type = _doc_type(doc_cls)
+    list_cls = DocList[doc_type]
     client = client or _default_client()
     with tempfile.TemporaryDirectory(prefix="nshub-docarray-") as tmp:
         path, info = client._pull_to_file(name, Path(tmp) / "docs.bin", version=version)
-        compress = _compression_of(info.get("metadata") or {}, name)
+        metadata = info.get("metadata") or {}
+        compress = _compression_of(metadata, name)
         docs = list_cls.load_binary(
             path, protocol="protobuf", compress=compress, streaming=True
         )
-        return list_cls(docs)
+        try:
+            return list_cls(docs)
+        except ValidationError as exc:
+            raise _schema_mismatch(name, metadata.get("schema"), doc_type, exc) from None
+
+
+def _schema_mismatch(name: str, schema: Any, doc_type: type, exc: Any) -> InvalidRequest:
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(part) for part in first.get("loc", ())) or "?"
+    stored = schema if isinstance(schema, str) and schema else "an unrecorded class"
+    return InvalidRequest(
+        f"{name} holds {stored} documents, which do not load as {doc_type.__name__} "
+        f"(field {field!r}: {first.get('msg', 'invalid')}): pull it with a class shaped "
+        f"like {stored}",
+        code="SchemaMismatch",
+    )
 
 
 def _doc_type(doc_cls: Any) -> type:

@@ -14,17 +14,22 @@ class NshubError(Exception):
     code = "Error"
     hint: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 hint: str | None = None):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.status = status
+        if hint is not None:  # this failure's own hint, when the class's does not fit
+            self.hint = hint
 
 
 class InvalidName(NshubError, ValueError):
-    code = "InvalidName"
-    hint = "arrays are `namespace/name`, where the namespace is a (lowercase) username"
+    code = "InvalidName"  # the message says what is wrong and the rule; forms add a hint
+
+
+ARRAY_FORM_HINT = "arrays are `namespace/name`, where the namespace is a (lowercase) username"
 
 
 class InvalidRequest(NshubError):
@@ -63,6 +68,11 @@ class InsufficientScope(Forbidden):
 class NotFound(NshubError):
     code = "NotFound"
     hint = "check the name; private resources of others are invisible"
+
+
+class InvalidEndpoint(NshubError):
+    code = "InvalidEndpoint"
+    hint = "set NSHUB_ENDPOINT (or --endpoint) to the API root, e.g. http://127.0.0.1:8000"
 
 
 class Conflict(NshubError):

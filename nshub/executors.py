@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +51,7 @@ from nshub.errors import (
     Conflict,
     InvalidName,
     InvalidRequest,
+    NotFound,
     NotLoggedIn,
     NshubError,
 )
@@ -63,7 +65,13 @@ from nshub.packaging import (
 )
 from nshub.progress import transfer_bar
 from nshub.transfer import download, path_opener, verify_download
-from nshub.uri import ACCEPTED_FORMS, ExecutorRef, is_executor_uri, parse_executor_uri
+from nshub.uri import (
+    ACCEPTED_FORMS,
+    ExecutorRef,
+    InvalidExecutorURI,
+    is_executor_uri,
+    parse_executor_uri,
+)
 
 SECRET_HEADER = "X-Executor-Secret"
 DEFAULT_TAG = "latest"
@@ -97,21 +105,30 @@ def resolve(target: str | ExecutorRef) -> ExecutorRef:
     if is_executor_uri(target):
         return parse_executor_uri(target)
     if not isinstance(target, str) or "://" in target:
-        raise InvalidName(
-            f"invalid executor {target!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}"
-        )
+        raise _not_an_executor(target)
     head, sep, tag = target.strip().partition(":")
     if head.count("/") != 1:
-        raise InvalidName(
-            f"invalid executor {target!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}"
-        )
+        raise _not_an_executor(target)
     namespace, name = head.split("/")
-    return ExecutorRef(
-        "jinaai",
-        check_namespace(namespace),
-        check_name(name),
-        check_tag(tag) if sep else None,
-    )
+    try:
+        return ExecutorRef("jinaai", check_namespace(namespace), check_name(name),
+                           check_tag(tag) if sep else None)
+    except InvalidExecutorURI:
+        raise
+    except InvalidName as exc:
+        raise InvalidExecutorURI(f"invalid executor {target!r}: {exc.message}") from None
+
+
+_SCHEME_TYPO = re.compile(r"^\s*(jina(?:ai|hub)(?:\+docker)?)\s*:/*(.*)$", re.I | re.S)
+
+
+def _not_an_executor(target: object) -> InvalidExecutorURI:
+    typo = _SCHEME_TYPO.match(target) if isinstance(target, str) else None
+    hint = (f"did you mean {typo.group(1).lower()}://{typo.group(2).lstrip('/')}?" if typo else
+            "an executor is NAMESPACE/NAME[:TAG] or jinaai://NAMESPACE/NAME[:TAG], "
+            "e.g. jinaai://alice/MyExecutor:v1")
+    return InvalidExecutorURI(
+        f"invalid executor {target!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}", hint=hint)
 
 
 def _writable(target: str | ExecutorRef) -> ExecutorRef:
@@ -306,7 +323,13 @@ def _fetch(client: Any, ref: ExecutorRef, *, version: int | None = None) -> dict
         params["version"] = version
     elif ref.tag:
         params["tag"] = ref.tag
-    return client._api("GET", _path(ref.namespace or "", ref.name), params=params or None)
+    try:
+        return client._api("GET", _path(ref.namespace or "", ref.name), params=params or None)
+    except NotFound as exc:
+        if params:  # the executor may exist without that tag or version
+            exc.hint = (f"`nshub hub versions {ref.full_name}` lists its versions and tags; "
+                        "private executors of others are invisible")
+        raise
 
 
 def _download(client: Any, ref: ExecutorRef, info: dict, sink: Any) -> None:

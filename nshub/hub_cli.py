@@ -157,9 +157,21 @@ def cmd_info(client: Any, args: argparse.Namespace) -> None:
             value = f"{value} ({human_size(value)})"
         elif isinstance(value, list):
             value = ", ".join(value) or "-"
+        elif key == "image_status" and value == "pending" and not _builds_images(client):
+            value = ("pending (this server builds no images: a dev stack has no CodeBuild; "
+                     f"pull the source, {_source_uri(info)})")
         print(f"{key + ':':15} {value}")
     if info.get("metadata"):
         print(f"{'metadata:':15} {json.dumps(info['metadata'], sort_keys=True)}")
+
+
+def _source_uri(info: dict) -> str:
+    return f"jinahub://{info.get('name')}" if info.get("legacy") else _uri(info)
+
+
+def _builds_images(client: Any) -> bool:
+    """What /v1/config says (servers that do not say build them)."""
+    return client.config().get("image_builds", True) is not False
 
 
 def cmd_versions(client: Any, args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from nshub.errors import InvalidName, LegacyReadOnly
+from nshub.errors import ARRAY_FORM_HINT, InvalidName, LegacyReadOnly
 
 NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){1,38}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
@@ -65,12 +65,24 @@ def parse_array_name(full_name: object) -> ArrayName:
     if not isinstance(full_name, str) or full_name.count("/") > 1:
         raise InvalidName(
             f"invalid array name {_show(full_name)}: use `namespace/name` "
-            "(or a bare `name` for a legacy array)"
+            "(or a bare `name` for a legacy array)", hint=ARRAY_FORM_HINT
         )
     if "/" in full_name:
         namespace, name = full_name.split("/")
         return ArrayName(check_namespace(namespace), check_name(name))
     return ArrayName(None, check_name(full_name))
+
+
+def pushable_array_name(full_name: object, namespace: str | None = None) -> ArrayName:
+    """Like writable_array_name, for a push: a bare name there is a name without its
+    namespace (`namespace` is the one to suggest, e.g. the caller's)."""
+    parsed = parse_array_name(full_name)
+    if parsed.legacy:
+        raise InvalidName(
+            f"{parsed.name!r} has no namespace: push to 'namespace/name', "
+            f"e.g. '{namespace or 'your-username'}/{parsed.name}'"
+        )
+    return parsed
 
 
 def writable_array_name(full_name: object) -> ArrayName:

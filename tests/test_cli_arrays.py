@@ -105,8 +105,8 @@ def test_rm_without_a_terminal_needs_yes(alice, hub, file, monkeypatch, capsys):
 def test_errors_are_one_line_with_a_hint(alice, file, capsys):
     assert main(["push", str(file), "fashion_mnist"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].endswith("push `namespace/fashion_mnist` instead (LegacyReadOnly)")
-    assert err[1].startswith("hint: ")
+    assert err == ["error: 'fashion_mnist' has no namespace: push to 'namespace/name', "
+                   "e.g. 'alice/fashion_mnist' (InvalidName)"]
 
     assert main(["pull", "bob/missing"]) == 1
     assert capsys.readouterr().err.splitlines() == [

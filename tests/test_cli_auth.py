@@ -54,7 +54,8 @@ def test_wrong_password_is_one_line_and_a_hint(hub, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ("error: wrong username or password (Unauthorized)\n"
-                            "hint: run `nshub login USERNAME` (or set NSHUB_TOKEN)\n")
+                            "hint: no account yet? `nshub signup USERNAME --email EMAIL` "
+                            "creates one\n")
 
 
 def test_whoami_when_logged_out(hub, capsys):

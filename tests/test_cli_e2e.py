@@ -90,4 +90,5 @@ def test_the_console_script(live_api, users, home, tmp_path):
     refused = subprocess.run([str(nshub), "push", str(tmp_path / "f"), "hello"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and refused.stdout == ""
-    assert len(refused.stderr.splitlines()) == 2 and "(LegacyReadOnly)" in refused.stderr
+    assert refused.stderr == ("error: 'hello' has no namespace: push to 'namespace/name', "
+                              "e.g. 'your-username/hello' (InvalidName)\n")

@@ -102,9 +102,9 @@ def test_an_expired_session_says_to_log_in_again(hub):
     old = credentials.load()
     credentials.save(credentials.Credentials(old.endpoint, "alice", "not-a-jwt", "",
                                              "revoked", time.time() - 10))
-    with pytest.raises(Unauthorized, match="log in again") as caught:
+    with pytest.raises(Unauthorized, match="run `nshub login alice` again") as caught:
         client.whoami()
-    assert "nshub login" in caught.value.hint
+    assert "nshub logout" in caught.value.hint
 
 
 def test_a_damaged_credentials_file_counts_as_logged_out(hub):

@@ -70,3 +70,23 @@ def test_push_wants_a_doclist_and_pull_a_doc_class(alice):
         nsda.push([Review(text="x")], "alice/x", client=alice)
     with pytest.raises(InvalidRequest):
         nsda.pull(dict, "alice/x", client=alice)
+
+
+class Image(BaseDoc):
+    url: str
+    width: int
+
+
+def test_pulling_with_another_document_class_names_both(alice):
+    # Given reviews pushed with their class
+    nsda.push(reviews(3), "alice/reviews", client=alice)
+
+    # When they are pulled as another class
+    with pytest.raises(InvalidRequest) as caught:
+        nsda.pull(DocList[Image], "alice/reviews", client=alice)
+
+    # Then the one-line error names the stored schema and the class given
+    err = caught.value
+    assert err.code == "SchemaMismatch"
+    assert "Review" in err.message and "Image" in err.message
+    assert "\n" not in err.message

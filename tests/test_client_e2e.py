@@ -15,7 +15,7 @@ from docarray.typing import NdArray
 
 from nshub import Client, credentials
 from nshub import docarray as nsda
-from nshub.errors import Forbidden, LegacyReadOnly, NotFound, NotLoggedIn, Unauthorized
+from nshub.errors import Forbidden, InvalidName, NotFound, NotLoggedIn, Unauthorized
 
 MiB = 1024 * 1024
 
@@ -110,7 +110,7 @@ def test_legacy_arrays_pull_but_never_push(alice, tmp_path, capsys):
     assert Client(token=False).pull_bytes("fashion_mnist") == b"from before namespaces"
     info = alice.info("fashion_mnist")
     assert info["legacy"] is True and info["sha256"] == sha(legacy.read_bytes())
-    with pytest.raises(LegacyReadOnly, match="namespace/fashion_mnist"):
+    with pytest.raises(InvalidName, match="push to 'namespace/name', e.g. 'alice/fashion_mnist'"):
         alice.push_bytes(b"new", "fashion_mnist")
 
 

@@ -47,8 +47,11 @@ def test_invalid_names_fail_before_any_request(text):
 
 def test_a_bare_name_cannot_be_pushed_or_changed():
     client = Client(endpoint=NOWHERE, token="t")
+    # a push to a bare name is a push without its namespace
+    with pytest.raises(InvalidName, match="'fashion_mnist' has no namespace: push to "
+                                          "'namespace/name', e.g. 'your-username/fashion_mnist'"):
+        client.push_bytes(b"x", "fashion_mnist")
     for change in (
-        lambda: client.push_bytes(b"x", "fashion_mnist"),
         lambda: client.set_visibility("fashion_mnist", "public"),
         lambda: client.set_metadata("fashion_mnist", {}),
         lambda: client.delete("fashion_mnist"),

@@ -390,3 +390,26 @@ def test_a_recorded_outcome_stops_the_watch(api, users, building, monkeypatch):
 def _version_key(name: str, number: int) -> tuple[str, str]:
     version = version_item(name, number)
     return version.pk, version.sk
+
+
+
+def test_a_server_without_image_builds_starts_none_and_says_so(
+        api, users, tmp_path, start_builds, stream, monkeypatch):
+    from chalicelib import config
+
+    # Given a server configured as the dev stack is (no CodeBuild)
+    monkeypatch.setenv("NSHUB_IMAGE_BUILDS", "0")
+    config.reset()
+    assert api.get("/v1/config").json()["image_builds"] is False
+
+    # When an executor is pushed and the stream delivers it
+    assert push_executor(api, token(users), "alice/exec", package(tmp_path)).status_code == 200
+    assert stream.run() == []
+
+    # Then no build started, and the image stays pending
+    assert start_builds.calls == []
+    assert info(api, users)["image_status"] == "pending"
+
+
+def test_config_says_images_are_built_by_default(api):
+    assert api.get("/v1/config").json()["image_builds"] is True
