@@ -267,9 +267,8 @@ class EventPump:
         table = self._client("dynamodb").describe_table(TableName=self.table)["Table"]
         return table.get("LatestStreamArn", "")
 
-    def _refresh_shards(self) -> None:
+    def _refresh_shards(self, arn: str) -> None:
         """Describe the stream again; shards already known keep their position."""
-        arn = self._current_stream_arn()
         if arn != self._stream_arn:  # first call, or the table was recreated (moto reset)
             if self._stream_arn:
                 log.warning("the table stream changed (%s -> %s): reading the new one from "
@@ -304,10 +303,11 @@ class EventPump:
             return 0
 
     def _poll_stream_once(self) -> int:
-        if self._stale or self._stream_arn is None or not any(
+        arn = self._current_stream_arn()  # every round: the table may have been recreated
+        if self._stale or arn != self._stream_arn or not any(
             not s.closed for s in self._shards.values()
         ):
-            self._refresh_shards()
+            self._refresh_shards(arn)
         delivered = 0
         for shard in list(self._shards.values()):
             if not shard.pending and not shard.closed:
