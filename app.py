@@ -86,11 +86,24 @@ def request_context(event, get_response):
 
     refused = answer_errors(identified)
     response = refused if refused is not None else get_response(event)
+    if response.status_code in (405, 415) and "X-Error-Code" not in response.headers:
+        response = chalice_refusal(event, response)
     if metrics.metric_set:
         metrics.flush_metrics()
     response.headers["X-Request-Id"] = request_id
     response.headers.update(http.cache_headers(event.headers or {}))
     return response
+
+
+def chalice_refusal(request, refused: Response) -> Response:
+    """Chalice's own 405/415 (no view ran), in the error contract."""
+    error = http.chalice_refusal(refused.status_code, request.method,
+                                 refused.headers.get("Allow"),
+                                 (request.headers or {}).get("content-type"))
+    body, status, headers = http.error_response(error)
+    if "Allow" in refused.headers:
+        headers["Allow"] = refused.headers["Allow"]
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def caller():

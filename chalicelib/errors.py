@@ -56,6 +56,10 @@ class NotFound(NshubError):
     status, code = 404, "NotFound"
 
 
+class MethodNotAllowed(NshubError):
+    status, code = 405, "MethodNotAllowed"
+
+
 class Conflict(NshubError):
     status, code = 409, "Conflict"
 
@@ -72,6 +76,15 @@ class TooLarge(NshubError):
     status, code = 413, "TooLarge"
 
 
+class UnsupportedMediaType(NshubError):
+    status, code = 415, "UnsupportedMediaType"
+
+
 class TooManyRequests(NshubError):
     status, code = 429, "TooManyRequests"
+
+
+# Also the body of API Gateway's answer to an unknown route (infra/functions.yaml), which
+# cannot say more than this.
+UNKNOWN_ROUTE_MESSAGE = "no such route: check the method and the path (see the HTTP API in the README)"
 

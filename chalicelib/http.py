@@ -5,7 +5,14 @@ import json
 import math
 from typing import Any
 
-from chalicelib.errors import InvalidRequest, NshubError
+from chalicelib.errors import (
+    UNKNOWN_ROUTE_MESSAGE,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    NshubError,
+    UnsupportedMediaType,
+)
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -59,6 +66,22 @@ def cache_headers(request_headers: Any) -> dict[str, str]:
 
 def error_response(exc: NshubError) -> tuple[dict[str, str], int, dict[str, str]]:
     return exc.to_body(), exc.status, {**JSON_HEADERS, "X-Error-Code": exc.code}
+
+
+def unknown_route() -> tuple[dict[str, str], int, dict[str, str]]:
+    return error_response(NotFound(UNKNOWN_ROUTE_MESSAGE))
+
+
+def chalice_refusal(status: int, method: str, allowed: str | None,
+                    content_type: str | None) -> NshubError | None:
+    """Chalice answers a known path with a method it lacks (405) or a body type a route does
+    not take (415) before any view runs: the same refusals in the error contract."""
+    if status == 405:
+        return MethodNotAllowed(f"{method} is not allowed here: use {allowed or 'another method'}")
+    if status == 415:
+        return UnsupportedMediaType(
+            f"a body of type {content_type or 'unknown'} is not accepted: send application/json")
+    return None
 
 
 def internal_error() -> tuple[dict[str, str], int, dict[str, str]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import random
 import re
 import time
 import uuid
@@ -51,7 +52,11 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 50
 VISIBILITIES = ("public", "private")
-COMMIT_ATTEMPTS = 8
+# Racing commits of one name: each round one wins and the others read the head again; a
+# jittered, growing pause spreads them out so dozens of pushes at once all land.
+COMMIT_ATTEMPTS = 40
+COMMIT_BACKOFF_SECONDS = 0.02
+COMMIT_BACKOFF_MAX_SECONDS = 0.5
 
 
 def _version_check(kind: str) -> Callable[[Any, Item], dict | None] | None:
@@ -716,6 +721,7 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
     request = upload.request or {}
     for attempt in range(COMMIT_ATTEMPTS):
         if attempt:
+            _pause_before_retry(attempt)
             head = _get(pk, keys.head_sk(kind), consistent=True)
         if head is not None and kind == "executor":
             _refuse_protected_moves(head, request.get("tags", []), ns, name)
@@ -760,6 +766,12 @@ def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | N
             raise
         return _info(kind, new_head, record, new_head.metadata)
     raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
+
+
+def _pause_before_retry(attempt: int) -> None:
+    """Full jitter: a random pause up to a bound that doubles with each failed attempt."""
+    bound = min(COMMIT_BACKOFF_MAX_SECONDS, COMMIT_BACKOFF_SECONDS * 2 ** min(attempt, 10))
+    time.sleep(random.uniform(0, bound))  # noqa: S311 - jitter, not a secret
 
 
 def _head_changes(new_head: Item, request: dict) -> list:

@@ -194,10 +194,10 @@ class DevStack:
         self.pump_thread.start()
 
     def _start_chalice(self, env: dict) -> None:
-        # chalice local, reading chunked request bodies as API Gateway does
-        cmd = [sys.executable, "-m", "devstack.localgateway"]
-        cmd += ["local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(self.port),
-                "--stage", "dev"]
+        # chalice local, with the 404s and HEAD answers API Gateway gives and chunked bodies
+        # (devstack/local_server.py, devstack/localgateway.py)
+        cmd = [sys.executable, "-m", "devstack.local_server", "--host", "127.0.0.1",
+               "--port", str(self.port), "--stage", "dev"]
         child_env = {**os.environ, **DUMMY_CREDENTIALS, **env, "NSHUB_STAGE": "dev",
                      "PYTHONUNBUFFERED": "1"}
         for key in DUMMY_CREDENTIALS:  # keep real-looking values if the user set some

@@ -1,7 +1,7 @@
 """Shared fixtures: one moto server per test session, reset and provisioned for every test.
 
     aws_env    moto reset, the stack provisioned from infra/template.yaml, env applied
-    live_api   the Chalice app served over real HTTP (chalice's local server) on a free port
+    live_api   the Chalice app served over real HTTP (devstack.local_server) on a free port
     api        a small HTTP helper bound to live_api: api.get/post/patch/delete(path, token=...)
     users      alice and bob, confirmed, with passwords and fresh ID tokens
     home       an empty NSHUB_HOME for the client, progress bars off, no NSHUB_TOKEN
@@ -126,15 +126,14 @@ def aws_env(moto_server, monkeypatch) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def _http_server():
-    """The app over HTTP, once per session; each test's env reaches it via config.reset()."""
+    """The app over HTTP, once per session (served as the dev stack serves it); each test's
+    env reaches it via config.reset()."""
     from chalice.config import Config
-    from chalice.local import create_local_server
 
     import app as app_module
-    from devstack.localgateway import accept_chunked_bodies
+    from devstack.local_server import make_server
 
-    accept_chunked_bodies()
-    server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", 0)
+    server = make_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", 0)
     port = server.server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -259,6 +259,34 @@ def test_concurrent_pushes_get_distinct_versions(api, users):
     assert info["version"] == 6 and sha(body) == last.json()["sha256"]
 
 
+def test_sixteen_racing_pushes_of_one_name_all_land(api, users):
+    """Whole pushes from 16 threads, their completes released together: none is refused."""
+    import threading
+
+    t = token(users, "alice")
+    n = 16
+    payloads = [random_bytes(100 + i) for i in range(n)]
+    together = threading.Barrier(n)
+
+    def push_one(i):
+        plan = start(api, t, "alice/crowd", payloads[i]).json()
+        parts = put_parts(plan, payloads[i])
+        together.wait(timeout=120)
+        return api.post(f"/v1/arrays/alice/crowd/uploads/{plan['upload_id']}/complete",
+                        token=t, json={"parts": parts})
+
+    with cf.ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(push_one, range(n)))
+    assert [r.status_code for r in results] == [200] * n, [r.text for r in results]
+    by_version = {r.json()["version"]: r.json()["sha256"] for r in results}
+    assert sorted(by_version) == list(range(1, n + 1))
+    assert sorted(by_version.values()) == sorted(sha(d) for d in payloads)
+    listed = api.get("/v1/arrays/alice/crowd/versions", token=t).json()["items"]
+    assert {v["version"]: v["sha256"] for v in listed} == by_version
+    info, body = pull(api, t, "alice/crowd")
+    assert info["version"] == n and sha(body) == by_version[n]
+
+
 def test_listing_pages_and_cursor_scope(api, users):
     ta, tb = token(users, "alice"), token(users, "bob")
     for i in range(5):
