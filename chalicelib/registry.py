@@ -52,6 +52,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 50
 VISIBILITIES = ("public", "private")
+# `latest` is no tag: it always names the newest committed version (DESIGN.md). Data written
+# before this rule may hold it in a head's tags or protected tags: every read ignores it.
+LATEST = "latest"
 # Racing commits of one name: each round one wins and the others read the head again; a
 # jittered, growing pause spreads them out so dozens of pushes at once all land.
 COMMIT_ATTEMPTS = 40
@@ -165,7 +168,34 @@ def _check_tags(value: Any, field: str) -> list[str]:
         return []
     if not isinstance(value, list) or len(value) > 50:
         raise InvalidRequest(f"{field} must be a list of at most 50 tags")
-    return sorted({check_tag(t) for t in value})
+    tags = sorted({check_tag(t) for t in value})
+    if LATEST in tags:
+        raise InvalidRequest(f"'{LATEST}' always names the newest version: nobody sets, moves "
+                             f"or protects it, leave it out of {field}")
+    return tags
+
+
+def stored_tags(head: Item) -> dict[str, int]:
+    """A head's tags -> versions, without `latest` (which is never stored any more)."""
+    return {t: int(v) for t, v in (head.tags or {}).items() if t != LATEST}
+
+
+def protected_tags_of(head: Item) -> set[str]:
+    return set(head.protected_tags or ()) - {LATEST}
+
+
+def newest_version(head: Item) -> int | None:
+    """The version `latest` names: the head's current one."""
+    version = (head.current or {}).get("version")
+    return int(version) if version is not None else None
+
+
+def tags_of(head: Item, version: int) -> list[str]:
+    """The tags that name `version`, `latest` included when it is the newest."""
+    tags = {t for t, v in stored_tags(head).items() if v == version}
+    if version == newest_version(head):
+        tags.add(LATEST)
+    return sorted(tags)
 
 
 def _check_int(value: Any, field: str, minimum: int = 0) -> int:
@@ -197,8 +227,8 @@ def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]
     if info["integrity"] == "quarantined":
         info["quarantine_reason"] = current.get("integrity_reason")
     if kind == "executor":
-        info["tags"] = sorted(t for t, v in (head.tags or {}).items() if v == current["version"])
-        info["protected_tags"] = sorted(head.protected_tags or [])
+        info["tags"] = tags_of(head, int(current["version"]))
+        info["protected_tags"] = sorted(protected_tags_of(head))
         info["image"] = _image_ref(head, current)
         info["image_status"] = _image_status(head, current)
         info["md5"] = (current.get("package") or {}).get("md5")
@@ -252,8 +282,8 @@ def get_resource(
     head = _readable_head(caller, kind, ns, name)
     current = dict(head.current or {})
     metadata = head.metadata
-    if tag is not None:
-        version = (head.tags or {}).get(check_tag(tag))
+    if tag is not None and check_tag(tag) != LATEST:  # `latest` is the head's current version
+        version = stored_tags(head).get(tag)
         if version is None:
             raise NotFound(f"{kind} '{ns}/{name}' has no tag '{tag}': see `nshub hub info`")
     if version is not None and version != current.get("version"):
@@ -388,7 +418,7 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         "metadata": _check_metadata(body.get("metadata")),
     }
     if kind == "executor":
-        request["tags"] = _check_tags(body.get("tags"), "tags") or ["latest"]
+        request["tags"] = _check_tags(body.get("tags"), "tags")
         request["protected_tags"] = _check_tags(body.get("protected_tags"), "protected_tags")
         request["tags"] = sorted(set(request["tags"]) | set(request["protected_tags"]))
         head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
@@ -564,9 +594,9 @@ def _iso(epoch: int) -> str:
 
 
 def _refuse_protected_moves(head: Item, tags: list[str], ns: str, name: str) -> None:
-    protected = set(head.protected_tags or ())
+    protected = protected_tags_of(head)
     for tag in tags:
-        if tag in protected and (head.tags or {}).get(tag) is not None:
+        if tag in protected and stored_tags(head).get(tag) is not None:
             raise TagProtected(
                 f"tag '{tag}' of '{ns}/{name}' is protected and cannot move: push with another tag"
             )
@@ -799,8 +829,8 @@ def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str
     metadata = request.get("metadata")
     if metadata is None:
         metadata = head.metadata if head is not None else {}
-    tags = dict(head.tags or {}) if head is not None else {}
-    protected = set(head.protected_tags or ()) if head is not None else set()
+    tags = stored_tags(head) if head is not None else {}  # an old `latest` entry goes
+    protected = protected_tags_of(head) if head is not None else set()
     for tag in request.get("tags", []):
         tags[tag] = record["version"]
     protected |= set(request.get("protected_tags", []))

@@ -11,9 +11,10 @@ NSHUB_TOKEN or the login of `nshub login`).
 
 Push: the name is the `name` argument when given, else `metas.name` of config.yml, else its
 `jtype`. The folder is packed reproducibly (nshub.packaging: the same files give the same
-sha256) into a temporary zip, deleted afterwards, and uploaded like an array. Every push moves
-the tag `latest` to the new version, plus `tags` and `protected_tags`; a protected tag never
-moves again (409 TagProtected), which is also why protecting `latest` freezes an executor.
+sha256) into a temporary zip, deleted afterwards, and uploaded like an array. A push puts
+`tags` and `protected_tags` on the new version; a protected tag never moves again (409
+TagProtected). `latest` is no tag: it always names the newest version (no tag means `latest`),
+and nobody sets or protects it.
 `legacy=NAME, secret=S` pushes through the legacy (`jinahub://`) routes.
 
 Pull of a source URI: the package is downloaded to a temporary file, checked against the
@@ -74,7 +75,6 @@ from nshub.uri import (
 )
 
 SECRET_HEADER = "X-Executor-Secret"
-DEFAULT_TAG = "latest"
 READY = "ready"
 FAILED_STATUSES = ("failed", "error")
 
@@ -208,8 +208,8 @@ def push(
 
     Into your own namespace, or with `legacy=NAME` (True: the derived name) through the legacy
     routes, authorized by `secret` (or your login, if you own it). `public=None` keeps the
-    current visibility (private for a new executor). The new version gets the tags `latest`,
-    `tags` and `protected_tags`.
+    current visibility (private for a new executor). The new version gets `tags` and
+    `protected_tags`, and is `latest` by being the newest.
     """
     folder = Path(folder)
     check_executor_folder(folder)
@@ -222,7 +222,7 @@ def push(
         raise InvalidRequest("metadata must be a JSON object (a dict)")
     tag_list = [check_tag(t) for t in (tags or ())]
     protected = [check_tag(t) for t in (protected_tags or ())]
-    all_tags = sorted({DEFAULT_TAG, *tag_list, *protected})
+    all_tags = sorted({*tag_list, *protected})
 
     with _using(client) as client:
         headers = _secret_headers(secret)
@@ -237,7 +237,7 @@ def push(
 
         zip_path, _, _ = pack_executor(folder)  # the upload flow hashes it (per part too)
         try:
-            body: dict[str, Any] = {"tags": all_tags}
+            body: dict[str, Any] = {"tags": all_tags} if all_tags else {}
             if protected:
                 body["protected_tags"] = sorted(set(protected))
             if public is not None:

@@ -40,7 +40,7 @@ def add_hub_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--public", dest="public", action="store_const", const=True, default=None)
     group.add_argument("--private", dest="public", action="store_const", const=False)
     p.add_argument("-t", "--tag", dest="tags", action="append", default=[], metavar="TAG",
-                   help="tag the new version (repeatable; `latest` always moves)")
+                   help="tag the new version (repeatable; `latest` is always the newest version)")
     p.add_argument("--protected-tag", dest="protected_tags", action="append", default=[],
                    metavar="TAG", help="a tag that can never move again (repeatable)")
     p.add_argument("--legacy", metavar="NAME", help="push the legacy executor jinahub://NAME")

@@ -134,9 +134,9 @@ def tag_of(api, users, tag):
 
 def test_tags_move_to_the_new_version_and_info_lists_its_own(api, users, tmp_path):
     t = token(users)
-    r = push_executor(api, t, "alice/exec", package(tmp_path, "1"), tags=["latest", "beta"])
+    r = push_executor(api, t, "alice/exec", package(tmp_path, "1"), tags=["beta"])
     assert r.json()["tags"] == ["beta", "latest"]
-    r = push_executor(api, t, "alice/exec", package(tmp_path, "2"))  # default tag: latest
+    r = push_executor(api, t, "alice/exec", package(tmp_path, "2"))  # newest: latest
     assert r.json()["version"] == 2 and r.json()["tags"] == ["latest"]
     status, info = tag_of(api, users, "beta")
     assert status == 200 and info["version"] == 1 and info["tags"] == ["beta"]
@@ -165,7 +165,7 @@ def test_protected_tag_never_moves(api, users, tmp_path):
     assert tag_of(api, users, "stable")[1]["version"] == 1
     # When a push asks to move `stable`, either as a tag or as a protected tag: 409
     for extra in ({"tags": ["stable"]}, {"protected_tags": ["stable"]},
-                  {"tags": ["latest", "stable"]}):
+                  {"tags": ["v3", "stable"]}):
         r = start(api, t, "alice/exec", package(tmp_path, "3"), kind="executors", **extra)
         assert r.status_code == 409 and r.json()["Code"] == "TagProtected", r.text
     # Then nothing changed
@@ -177,6 +177,48 @@ def test_protected_tag_never_moves(api, users, tmp_path):
     r = push_executor(api, t, "alice/exec", package(tmp_path, "4"), protected_tags=["v4"])
     assert r.status_code == 200 and r.json()["tags"] == ["latest", "v4"]
     assert r.json()["protected_tags"] == ["stable", "v4"]
+
+
+def test_latest_is_always_the_newest_version(api, users, tmp_path):
+    t = token(users)
+    assert push_executor(api, t, "alice/exec", package(tmp_path, "1")).json()["version"] == 1
+    # a push with its own tag: `latest` still moves to it
+    r = push_executor(api, t, "alice/exec", package(tmp_path, "2"), tags=["v2"])
+    assert (r.json()["version"], r.json()["tags"]) == (2, ["latest", "v2"])
+    no_tag = api.get("/v1/executors/alice/exec", token=t).json()
+    status, latest = tag_of(api, users, "latest")
+    assert status == 200 and no_tag["version"] == latest["version"] == 2
+    assert no_tag["sha256"] == latest["sha256"] == r.json()["sha256"]
+    versions = api.get("/v1/executors/alice/exec/versions", token=t).json()["items"]
+    assert [(v["version"], v["tags"]) for v in versions] == [(2, ["latest", "v2"]), (1, [])]
+
+
+@pytest.mark.parametrize("extra", [{"tags": ["latest"]}, {"protected_tags": ["latest"]},
+                                   {"tags": ["v1", "latest"]}])
+def test_nobody_sets_or_protects_latest(api, users, tmp_path, extra):
+    r = start(api, token(users), "alice/exec", package(tmp_path), kind="executors", **extra)
+    assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest"), r.text
+    assert "'latest' always names the newest version" in r.json()["Message"]
+
+
+def test_latest_stored_by_the_old_rule_is_ignored(api, users, tmp_path):
+    from chalicelib.models import items
+
+    t = token(users)
+    assert push_executor(api, t, "alice/exec", package(tmp_path, "1")).status_code == 200
+    # Given a head written before the rule: `latest` a stored, protected tag of v1
+    model = items()
+    head = model.get(keys.resource_pk("alice", "exec"), keys.head_sk("executor"))
+    head.update(actions=[model.tags.set({"latest": 1, "old": 1}),
+                         model.protected_tags.set({"latest"})])
+    info = api.get("/v1/executors/alice/exec", token=t).json()
+    assert (info["tags"], info["protected_tags"]) == (["latest", "old"], [])
+    # When v2 is pushed: not blocked, and `latest` names it
+    r = push_executor(api, t, "alice/exec", package(tmp_path, "2"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["version"], r.json()["tags"], r.json()["protected_tags"]) == (2, ["latest"], [])
+    assert tag_of(api, users, "latest")[1]["version"] == 2
+    assert tag_of(api, users, "old")[1]["version"] == 1
 
 
 def test_protected_tag_taken_during_an_upload_refuses_its_completion(api, users, tmp_path):

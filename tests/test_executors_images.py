@@ -73,7 +73,7 @@ def test_a_new_version_starts_one_image_build(api, users, aws_env, tmp_path, sta
     from chalicelib.config import get_aws
 
     # Given alice pushed an executor with an extra tag
-    r = push_executor(api, token(users), "alice/Exec", package(tmp_path), tags=["latest", "gpu"])
+    r = push_executor(api, token(users), "alice/Exec", package(tmp_path), tags=["gpu"])
     assert r.status_code == 200
     # When the table stream delivers the new version
     builds = stream.run()
@@ -296,7 +296,7 @@ def test_pull_session_policy_names_exactly_one_repository(aws_env):
 def test_pull_credentials_over_http(api, users, aws_env, tmp_path):
     sts = Recorder("sts", "AssumeRole")
     try:
-        push_executor(api, token(users), "alice/Exec", package(tmp_path), tags=["latest", "gpu"])
+        push_executor(api, token(users), "alice/Exec", package(tmp_path), tags=["gpu"])
         before = dt.datetime.now(dt.timezone.utc)
         r = api.post("/v1/executors/alice/exec/pull-credentials", token=token(users),
                      params={"tag": "gpu"})
