@@ -14,6 +14,7 @@ class NshubError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}  # extra response headers
 
     def to_body(self) -> dict[str, str]:
         return {"Code": self.code, "Message": self.message}
@@ -82,6 +83,11 @@ class UnsupportedMediaType(NshubError):
 
 class TooManyRequests(NshubError):
     status, code = 429, "TooManyRequests"
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
 
 # Also the body of API Gateway's answer to an unknown route (infra/functions.yaml), which

@@ -11,25 +11,36 @@
 - Legacy executors: executors that predate namespaces keep their bare name and secret. The
   alias item (`legacy#{name}`, `executor#ALIAS`) names the owner and holds a salted scrypt
   hash of the secret; the executor itself is a normal one in the owner's namespace.
+  Checking a secret costs one scrypt whether the name exists or not (a missing name is
+  checked against a dummy hash), so neither the answer nor its time tells which names
+  exist; wrong secrets are limited per name (a counter item per time window, with a TTL):
+  past the limit every secret for that name is 429 without being hashed, the right one
+  too (it cannot be told apart without hashing it); the owner's login keeps working.
 """
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import json
 import os
 import re
-import secrets
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from chalicelib import blobs, keys, registry
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
-from chalicelib.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from chalicelib.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from chalicelib.models import Item, items
 from chalicelib.names import check_name, check_namespace
 from chalicelib.observability import logger
@@ -132,7 +143,7 @@ def start_image_build(version_image: dict) -> str | None:
     if not _claim(version):
         return None  # a build was already started for this version
     settings = get_settings()
-    tags = [f"v{number}"] + sorted(t for t, v in (head.tags or {}).items() if v == number)
+    tags = [f"v{number}"] + registry.tags_of(head, number)
     try:
         _ensure_repository(repository)
         build = get_aws().client("codebuild").start_build(
@@ -407,6 +418,14 @@ def _utc(value: Any) -> dt.datetime:
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_SECRET_CHARS = 1024
+SECRET_FAILURE_LIMIT = 10  # wrong secrets per name and window
+SECRET_FAILURE_WINDOW_SECONDS = 60
+# Checked when a name has no alias: the same parameters as a real hash, so a missing name
+# costs exactly one scrypt, like a wrong secret. No secret hashes to an all-zero digest.
+_NO_ALIAS_HASH = "$".join([
+    "scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
+    base64.b64encode(bytes(16)).decode(), base64.b64encode(bytes(32)).decode(),
+])
 
 
 def hash_secret(secret: str) -> str:
@@ -418,8 +437,9 @@ def hash_secret(secret: str) -> str:
 
 
 def verify_secret(secret: str, stored: str | None) -> bool:
+    """Whether `secret` matches the stored hash; one scrypt either way (None: a dummy)."""
     try:
-        scheme, n, r, p, salt, digest = (stored or _decoy_hash()).split("$")
+        scheme, n, r, p, salt, digest = (stored or _NO_ALIAS_HASH).split("$")
         expected = base64.b64decode(digest)
         got = _scrypt(secret, base64.b64decode(salt), int(n), int(r), int(p))
     except (ValueError, TypeError):
@@ -430,12 +450,6 @@ def verify_secret(secret: str, stored: str | None) -> bool:
 def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024,
                           dklen=32)
-
-
-@functools.lru_cache(maxsize=1)
-def _decoy_hash() -> str:
-    """Checked when there is no alias, so a missing executor costs as long as a wrong secret."""
-    return hash_secret(secrets.token_urlsafe(16))
 
 
 def legacy_not_found(name: str) -> NotFound:
@@ -457,16 +471,46 @@ def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tupl
     """The alias and who the request acts as: the owner with a right secret, else the caller.
     A wrong secret is 404, exactly like a missing executor."""
     check_name(name)
-    if secret is not None and (not secret or len(secret) > MAX_SECRET_CHARS):
-        raise legacy_not_found(name)
-    alias = _alias(name)
-    if secret is not None:
-        if not verify_secret(secret, alias.secret_hash if alias else None):
+    if secret is None:
+        alias = _alias(name)
+        if alias is None:
             raise legacy_not_found(name)
-        return alias, Caller(username=alias.owner, via="legacy-secret")
-    if alias is None:
+        return alias, caller
+    if not secret or len(secret) > MAX_SECRET_CHARS:
         raise legacy_not_found(name)
-    return alias, caller
+    now = time.time()
+    window = int(now // SECRET_FAILURE_WINDOW_SECONDS)
+    alias, failures = _alias_and_failures(name, window)
+    if failures >= SECRET_FAILURE_LIMIT:
+        retry_after = (window + 1) * SECRET_FAILURE_WINDOW_SECONDS - now
+        raise TooManyRequests(
+            f"too many wrong secrets for '{name}': try again in {int(retry_after) + 1} s, "
+            "or sign in as its owner", retry_after=int(retry_after) + 1)
+    if not verify_secret(secret, alias.secret_hash if alias else None):
+        _count_failure(name, window)
+        raise legacy_not_found(name)
+    return alias, Caller(username=alias.owner, via="legacy-secret")
+
+
+def _alias_and_failures(name: str, window: int) -> tuple[Item | None, int]:
+    """The alias of `name` and the wrong secrets sent for it in `window`: one BatchGetItem."""
+    pk = keys.resource_pk(keys.LEGACY_NS, name)
+    wanted = [(pk, keys.legacy_executor_sk()), (pk, keys.secret_failures_sk(window))]
+    found = {item.sk: item for item in items().batch_get(wanted, consistent_read=True)}
+    counter = found.get(keys.secret_failures_sk(window))
+    return found.get(keys.legacy_executor_sk()), int(counter.failures or 0) if counter else 0
+
+
+def _count_failure(name: str, window: int) -> None:
+    """One more wrong secret for `name` in `window` (an atomic ADD; the item expires with
+    the next window). Racing requests may each pass the limit check before they count: the
+    overshoot is bounded by the requests in flight."""
+    model = items()
+    counter = model(keys.resource_pk(keys.LEGACY_NS, name), keys.secret_failures_sk(window))
+    counter.update(actions=[
+        model.failures.add(1),
+        model.expires_at.set((window + 2) * SECRET_FAILURE_WINDOW_SECONDS),
+    ])
 
 
 def _as_legacy(call, name: str, ns: str, real_name: str):

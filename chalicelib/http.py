@@ -65,7 +65,7 @@ def cache_headers(request_headers: Any) -> dict[str, str]:
 
 
 def error_response(exc: NshubError) -> tuple[dict[str, str], int, dict[str, str]]:
-    return exc.to_body(), exc.status, {**JSON_HEADERS, "X-Error-Code": exc.code}
+    return exc.to_body(), exc.status, {**JSON_HEADERS, **exc.headers, "X-Error-Code": exc.code}
 
 
 def unknown_route() -> tuple[dict[str, str], int, dict[str, str]]:

@@ -17,6 +17,9 @@ the first spelling is kept in the item for display.
                                                              namespace `legacy` holds them
     legacy#{name}            executor#ALIAS                  legacy executor: owner namespace
                                                              and the salted hash of its secret
+    legacy#{name}            executor#SECRETFAILS#{window}   wrong secrets sent for `name` in
+                                                             one time window (TTL expires_at),
+                                                             whether or not `name` exists
     NAMESPACE#{ns}           CLAIM                           the account (Cognito `sub`) that owns
                                                              namespace `ns`: written once with a
                                                              conditional put, never deleted, so a
@@ -130,6 +133,10 @@ def token_index_pk(username: str) -> str:
 
 def token_index_sk() -> str:
     return "TOKENS"
+
+
+def secret_failures_sk(window: int) -> str:
+    return f"executor#SECRETFAILS#{window}"
 
 
 def list_gsi_pk(kind: str, ns: str) -> str:

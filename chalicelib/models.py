@@ -91,6 +91,7 @@ class Item(Model):
     # legacy executor alias
     owner = UnicodeAttribute(null=True)  # also: a personal access token's account (username)
     secret_hash = UnicodeAttribute(null=True)
+    failures = NumberAttribute(null=True)  # wrong secrets in one window
 
     # namespace claim: the Cognito `sub` of the account that owns the namespace
     account_sub = UnicodeAttribute(null=True)

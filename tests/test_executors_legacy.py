@@ -179,7 +179,7 @@ def legacy_push(api, data, secret=None, tok=None, name="OldExec", **extra):
 def test_push_with_the_secret_adds_a_version_in_the_owners_namespace(api, users, imported,
                                                                      tmp_path):
     data = package(tmp_path, "2")
-    r = legacy_push(api, data, secret=SECRET, tags=["latest", "v2"])
+    r = legacy_push(api, data, secret=SECRET, tags=["v2"])
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2 and r.json()["full_name"] == "alice/OldExec"
     # the same executor, both ways
@@ -275,3 +275,60 @@ def test_legacy_push_can_renew_its_part_urls(api, users, imported, tmp_path):
     assert api.post(path + "/parts", headers={"X-Executor-Secret": "wrong"}, json={}).status_code == 404
     parts = put_parts({**plan, "parts": r.json()["parts"]}, data)
     assert api.post(path + "/complete", headers=headers, json={"parts": parts}).status_code == 200
+
+
+# ---------------------------------------------------------------- secrets: cost and limit
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch):
+    """Every scrypt the process runs (the server runs in this process), counted."""
+    import hashlib
+
+    calls = []
+    real = hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("n"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+def test_a_missing_name_costs_what_a_wrong_secret_costs(api, users, imported, scrypt_calls):
+    from chalicelib.executors import SCRYPT_N
+
+    wrong = legacy_get(api, "OldExec", secret="not-the-secret")
+    assert wrong.status_code == 404
+    wrong_work = list(scrypt_calls)
+    scrypt_calls.clear()
+    missing = legacy_get(api, "NoSuchExec", secret="not-the-secret")
+    assert missing.status_code == 404
+    # the same work: one scrypt with the same cost parameter, and the same answer
+    assert wrong_work == list(scrypt_calls) == [SCRYPT_N]
+    assert wrong.json()["Message"].replace("'OldExec'", "'X'") == \
+        missing.json()["Message"].replace("'NoSuchExec'", "'X'")
+
+
+@pytest.mark.parametrize("name", ["OldExec", "NoSuchExec"])
+def test_wrong_secrets_are_limited_per_name(api, users, imported, scrypt_calls, name):
+    from chalicelib.executors import SECRET_FAILURE_LIMIT, SECRET_FAILURE_WINDOW_SECONDS
+
+    for i in range(SECRET_FAILURE_LIMIT):
+        assert legacy_get(api, name, secret=f"guess-{i}").status_code == 404
+    assert len(scrypt_calls) == SECRET_FAILURE_LIMIT
+    # Then every secret for that name is refused unhashed, the right one too (existing or
+    # not: the same answer), on every legacy route that takes a secret
+    for secret in ("guess-again", SECRET):
+        for r in (legacy_get(api, name, secret=secret),
+                  api.post(f"/v1/legacy/executors/{name}/uploads", json={"size": 1,
+                           "sha256": "0" * 64}, headers={"X-Executor-Secret": secret})):
+            assert (r.status_code, r.headers["X-Error-Code"]) == (429, "TooManyRequests"), r.text
+            assert 1 <= int(r.headers["Retry-After"]) <= SECRET_FAILURE_WINDOW_SECONDS
+            assert "sign in as its owner" in r.json()["Message"]
+    assert len(scrypt_calls) == SECRET_FAILURE_LIMIT
+    # Other names are not affected, nor is the owner's login
+    assert legacy_get(api, "Other", secret="guess").status_code == 404
+    if name == "OldExec":
+        assert legacy_get(api, "OldExec", tok=token(users)).status_code == 200
