@@ -71,7 +71,7 @@ def test_signed_in_answers_are_never_cached(api, users):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/"), ("GET", "/nope"), ("GET", "/v1/arrays"), ("POST", "/v3/anything"),
+    ("GET", "/nope"), ("GET", "/v1/arrays"), ("POST", "/v3/anything"), ("PUT", "/console"),
     ("GET", "/v1/arrays/alice/ds/versions/1/extra/deep"), ("DELETE", "/v1/tokens/abc/def/x"),
 ])
 @pytest.mark.parametrize("signed_in", [False, True])
