@@ -418,7 +418,7 @@ def _utc(value: Any) -> dt.datetime:
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_SECRET_CHARS = 1024
-SECRET_FAILURE_LIMIT = 10  # wrong secrets per name and window
+SECRET_FAILURE_LIMIT = 10  # wrong secrets per name, over this window and the one before
 SECRET_FAILURE_WINDOW_SECONDS = 60
 # Checked when a name has no alias: the same parameters as a real hash, so a missing name
 # costs exactly one scrypt, like a wrong secret. No secret hashes to an all-zero digest.
@@ -480,25 +480,30 @@ def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tupl
         raise legacy_not_found(name)
     now = time.time()
     window = int(now // SECRET_FAILURE_WINDOW_SECONDS)
-    alias, failures = _alias_and_failures(name, window)
-    if failures >= SECRET_FAILURE_LIMIT:
-        retry_after = (window + 1) * SECRET_FAILURE_WINDOW_SECONDS - now
+    alias, current, previous = _alias_and_failures(name, window)
+    if current + previous >= SECRET_FAILURE_LIMIT:
+        # counted over two windows, so a guesser gains nothing at a window's edge; the
+        # limit lifts when the windows that hold enough failures have passed
+        until = window + (2 if current >= SECRET_FAILURE_LIMIT else 1)
+        retry_after = int(until * SECRET_FAILURE_WINDOW_SECONDS - now) + 1
         raise TooManyRequests(
-            f"too many wrong secrets for '{name}': try again in {int(retry_after) + 1} s, "
-            "or sign in as its owner", retry_after=int(retry_after) + 1)
+            f"too many wrong secrets for '{name}': try again in {retry_after} s, "
+            "or sign in as its owner", retry_after=retry_after)
     if not verify_secret(secret, alias.secret_hash if alias else None):
         _count_failure(name, window)
         raise legacy_not_found(name)
     return alias, Caller(username=alias.owner, via="legacy-secret")
 
 
-def _alias_and_failures(name: str, window: int) -> tuple[Item | None, int]:
-    """The alias of `name` and the wrong secrets sent for it in `window`: one BatchGetItem."""
+def _alias_and_failures(name: str, window: int) -> tuple[Item | None, int, int]:
+    """The alias of `name` and the wrong secrets sent for it in `window` and the window
+    before: one BatchGetItem."""
     pk = keys.resource_pk(keys.LEGACY_NS, name)
-    wanted = [(pk, keys.legacy_executor_sk()), (pk, keys.secret_failures_sk(window))]
+    counters = [keys.secret_failures_sk(window), keys.secret_failures_sk(window - 1)]
+    wanted = [(pk, keys.legacy_executor_sk())] + [(pk, sk) for sk in counters]
     found = {item.sk: item for item in items().batch_get(wanted, consistent_read=True)}
-    counter = found.get(keys.secret_failures_sk(window))
-    return found.get(keys.legacy_executor_sk()), int(counter.failures or 0) if counter else 0
+    current, previous = (int(found[sk].failures or 0) if sk in found else 0 for sk in counters)
+    return found.get(keys.legacy_executor_sk()), current, previous
 
 
 def _count_failure(name: str, window: int) -> None:
