@@ -531,9 +531,9 @@ def _keep_unchanged(kind: str, ns: str, name: str, head: Item, request: dict) ->
     if request.get("metadata") is not None and request["metadata"] != head.metadata:
         actions.append(model.metadata.set(request["metadata"]))
     if kind == "executor":
-        moving = [t for t in request.get("tags", []) if (head.tags or {}).get(t) != current["version"]]
+        moving = [t for t in request.get("tags", []) if stored_tags(head).get(t) != current["version"]]
         _refuse_protected_moves(head, moving, ns, name)
-        tags = {**(head.tags or {}), **{t: current["version"] for t in moving}}
+        tags = {**stored_tags(head), **{t: current["version"] for t in moving}}
         protected = set(head.protected_tags or ()) | set(request.get("protected_tags", []))
         if moving:
             actions.append(model.tags.set(tags))
