@@ -200,6 +200,39 @@ def list_internal_registries(request: RpcRequest) -> dict[str, Any]:
     return success([])
 
 
+# ---------------------------------------------------------------- personal access tokens
+# Answered from nshub's token store. A token cannot create or revoke tokens (403): sign in
+# (the console, `nshub login`) to manage them.
+
+
+def create_pat(request: RpcRequest) -> dict[str, Any]:
+    from chalicelib import tokens
+
+    fields = request.fields()
+    body: dict[str, Any] = {"name": _text(fields, "name"), "scopes": ["read", "write"]}
+    days = _text(fields, "expirationDays")
+    if days is not None:
+        if not days.isdigit():
+            raise InvalidRequest("expirationDays must be a whole number of days")
+        body["expires_in_days"] = int(days)
+    return success(tokens.create_token(_signed_in(request), body))
+
+
+def list_pats(request: RpcRequest) -> dict[str, Any]:
+    from chalicelib import tokens
+
+    found = tokens.list_tokens(_signed_in(request))["items"]
+    return success({"personal_access_tokens": found})
+
+
+def delete_pat(request: RpcRequest) -> dict[str, Any]:
+    from chalicelib import tokens
+
+    name = _text(request.fields(), "name", required=True)
+    tokens.revoke_token(_signed_in(request), name=name)
+    return success({"name": name, "deleted": True})
+
+
 # ---------------------------------------------------------------- artifacts (arrays)
 
 
@@ -497,6 +530,9 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
 METHODS: dict[str, Callable[[RpcRequest], dict[str, Any] | Lines]] = {
     "user.identity.whoami": whoami,
     "dockerRegistry.listInternalRegistries": list_internal_registries,
+    "user.pat.create": create_pat,
+    "user.pat.list": list_pats,
+    "user.pat.delete": delete_pat,
     "artifact.upload": upload_artifact,
     "artifact.getDownloadUrl": download_url,
     "artifact.getDetail": artifact_detail,
