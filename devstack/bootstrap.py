@@ -54,8 +54,11 @@ def _load_cached(path: str, mtime: float) -> dict:
 
 def load_template(path: str | os.PathLike | None = None) -> dict:
     """The template as plain data; short tags become {"Ref": ...} / {"Fn::Sub": ...} dicts."""
+    import copy
+
     p = Path(path) if path else TEMPLATE_PATH
-    return _load_cached(str(p), p.stat().st_mtime)
+    # A copy: a caller that merges into what it got must not change every later provision.
+    return copy.deepcopy(_load_cached(str(p), p.stat().st_mtime))
 
 
 def resources_of_type(template: dict, type_name: str) -> dict[str, dict]:
