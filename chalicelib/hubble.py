@@ -404,7 +404,10 @@ def _page_number(fields: dict[str, Field], name: str, default: int) -> int:
 
 def _commit(info: dict[str, Any], tags: list[str]) -> dict[str, Any]:
     # The id changes with every version: jina re-downloads a package when it changes.
-    return {"id": f"v{info['version']}-{info['sha256'][:12]}", "tags": tags or ["latest"]}
+    # `latest` is derived (always the newest version): name it only when there is no other
+    # tag, since jina takes tags[0] for its `jinaai://ns/Name:tag` usage line.
+    named = [t for t in tags if t != "latest"]
+    return {"id": f"v{info['version']}-{info['sha256'][:12]}", "tags": named or ["latest"]}
 
 
 def _executor_id(info: dict[str, Any]) -> str:

@@ -70,7 +70,7 @@ def test_push_public_with_a_tag_then_pull_and_use(jina_client, tmp_path, api, us
 
     # An ordinary nshub executor version, visible through /v1.
     info = api.get("/v1/executors/alice/Greeter", token=users["bob"]["id_token"]).json()
-    assert info["visibility"] == "public" and info["tags"] == ["v1"]
+    assert info["visibility"] == "public" and info["tags"] == ["latest", "v1"]  # latest: always the newest
 
     bob = jina_client(JINA, "bob")
     run = bob.cli(["jina", "hub", "pull", "jinaai://alice/Greeter:v1"])
