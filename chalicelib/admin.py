@@ -74,25 +74,110 @@ def cmd_reconcile(args: argparse.Namespace) -> dict:
 
 
 def cmd_import_legacy_executor(args: argparse.Namespace) -> dict:
-    # An operator tool run from the repository: it may use the client's packer (the Lambda
-    # functions never import nshub/).
-    from chalicelib.errors import InvalidPackage
     from chalicelib.executors import import_legacy_executor
-    from nshub.errors import NshubError as ClientError
-    from nshub.packaging import pack_executor
+    from chalicelib.packages import validate_executor_package
 
     folder = Path(args.dir)
     if not folder.is_dir():
         raise SystemExit(f"error: no such folder {folder}")
+    package = pack_folder(folder)
     try:
-        package, _, _ = pack_executor(folder)
-    except ClientError as exc:
-        raise InvalidPackage(exc.message) from None
-    try:
-        return import_legacy_executor(args.name, args.owner.lower(), args.secret, Path(package),
+        validate_executor_package(package)  # refused before anything is uploaded
+        return import_legacy_executor(args.name, args.owner.lower(), args.secret, package,
                                       public=args.public)
     finally:
         os.unlink(package)
+
+
+# ------------------------------------------------------------ packing a legacy executor folder
+#
+# The package format of `nshub hub push` (nshub/packaging.py), byte for byte, so that pushing
+# the same folder later is an unchanged re-push: regular files only, sorted by POSIX path,
+# dated 1980-01-01, mode 0644 (0755 when executable by the owner), deflated. Left out: `.git`,
+# `__pycache__/`, `*.pyc`/`*.pyo`, virtual environments (a folder holding `pyvenv.cfg`) and what
+# the root `.gitignore` matches. tests/test_package_rules.py pins the two packers together.
+# Here, not in chalicelib/packages.py: the Lambda functions never pack, nor import pathspec.
+
+_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+def pack_folder(folder: Path) -> Path:
+    """The package of an executor folder, in a temporary zip the caller deletes."""
+    import tempfile
+
+    from chalicelib.errors import InvalidPackage
+
+    if not (folder / "config.yml").is_file():
+        raise InvalidPackage(f"{folder} has no config.yml: an executor folder needs a config.yml "
+                             "with a `jtype`")
+    files = _package_files(folder)
+    fd, tmp = tempfile.mkstemp(prefix="nshub-admin-executor-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            _write_package(files, fh)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _package_files(root: Path) -> list[tuple[str, Path]]:
+    """Sorted `(archive name, path)` of the files that go into the package."""
+    from pathlib import PurePosixPath
+
+    from chalicelib.errors import InvalidPackage
+
+    spec = None
+    if (root / ".gitignore").is_file():
+        import pathspec  # an operator tool's dependency (the nshub client's), not Lambda's
+
+        spec = pathspec.GitIgnoreSpec.from_lines(
+            (root / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines())
+    found: list[tuple[str, Path]] = []
+
+    def walk(directory: Path, rel: PurePosixPath | None) -> None:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            arc, path = str(rel / entry.name) if rel else entry.name, Path(entry.path)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir and (entry.name in _SKIPPED_DIRS or (path / "pyvenv.cfg").exists()):
+                continue
+            if not is_dir and (entry.name == ".git" or entry.name.endswith(_SKIPPED_SUFFIXES)):
+                continue
+            if spec is not None and spec.match_file(arc + "/" if is_dir else arc):
+                continue
+            if entry.is_symlink():
+                raise InvalidPackage(f"{arc} is a symlink (-> {os.readlink(entry.path)}): "
+                                     "packages must not contain symlinks")
+            if is_dir:
+                walk(path, PurePosixPath(arc))
+            elif entry.is_file(follow_symlinks=False):
+                found.append((arc, path))
+            else:
+                raise InvalidPackage(f"{arc} is not a regular file (device, fifo or socket)")
+
+    walk(root, None)
+    return sorted(found, key=lambda item: item[0])
+
+
+def _write_package(files: list[tuple[str, Path]], fileobj) -> None:
+    import shutil
+    import stat
+    import zipfile
+
+    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for arc, path in files:
+            st = path.stat()
+            info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = st.st_size
+            with path.open("rb") as src, zf.open(info, "w", force_zip64=st.st_size >= 2**31) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,8 @@ compression ratios, then decompresses every entry in chunks with a hard cap, so 
 a lying header nor a zip bomb can make it use more than `max_unpacked_bytes` of work or
 more than one chunk of memory. It raises `InvalidPackage` with a one-line reason.
 
-The client repeats the entry rules when it extracts a pull (nshub/packaging.py).
+These rules are the authority: the client repeats them when it extracts a pull
+(nshub/packaging.py), and tests/test_package_rules.py holds the two to the same verdicts.
 """
 from __future__ import annotations
 

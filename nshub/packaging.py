@@ -13,7 +13,8 @@ like git), `__pycache__/`, `*.pyc`/`*.pyo`, and virtual environments (any direct
 `pyvenv.cfg`, whatever its name). Symlinks are refused: a package must not contain them.
 
 The client must not import `chalicelib`; the server checks uploads again with
-chalicelib/packages.py, whose entry rules `extract_package` repeats for pulls.
+chalicelib/packages.py, which is authoritative: `extract_package` repeats its entry rules,
+limits and YAML checks for pulls (tests/test_package_rules.py pins the two together).
 """
 from __future__ import annotations
 
@@ -52,30 +53,46 @@ class PackagingError(InvalidPackage, ValueError):
 
 # --------------------------------------------------------------------------- config.yml
 
+# The server's YAML rules (chalicelib/packages.py): config.yml and manifest.yml at most 1 MiB,
+# safe YAML; a `jtype` of at most 200 characters; the manifest's fields small, as the server
+# stores them with every version.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_JTYPE = 200
+MAX_DESCRIPTION, MAX_URL, MAX_KEYWORDS, MAX_KEYWORD = 2000, 500, 30, 50
 
-def _load_config(folder: Path) -> object:
+
+def _load_yaml(path: Path, shown: str) -> object:
     import yaml
 
-    path = folder / "config.yml"
-    if not path.is_file():
-        raise PackagingError(
-            f"{folder} has no config.yml: an executor folder needs a config.yml with a `jtype`"
-        )
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise PackagingError(f"{shown} is {size} bytes, more than {MAX_YAML_BYTES}")
     try:
         with path.open("rb") as fh:
             return yaml.safe_load(fh)
     except yaml.constructor.ConstructorError as exc:
         raise PackagingError(
-            f"{path} is not safe YAML ({exc.problem}): remove python/ tags"
+            f"{shown} is not safe YAML ({exc.problem}): remove python/ tags"
         ) from None
     except yaml.YAMLError as exc:
-        raise PackagingError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise PackagingError(f"{shown} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _load_config(folder: Path, where: str) -> object:
+    """config.yml of `folder`, parsed; `where` prefixes its name in messages ("" in a package)."""
+    path = folder / "config.yml"
+    if not path.is_file():
+        raise PackagingError(
+            f"{folder} has no config.yml: an executor folder needs a config.yml with a `jtype`"
+            if where else "the package has no config.yml at its root: an executor folder "
+            "needs a config.yml with a `jtype`")
+    return _load_yaml(path, where + "config.yml")
 
 
 def read_executor_name(folder: str | os.PathLike) -> str | None:
     """The executor's name from config.yml: `metas.name`, else `jtype`, else None."""
     try:
-        config = _load_config(Path(folder))
+        config = _load_config(Path(folder), f"{Path(folder)}{os.sep}")
     except PackagingError:
         return None
     if not isinstance(config, dict):
@@ -90,19 +107,47 @@ def read_executor_name(folder: str | os.PathLike) -> str | None:
 
 
 def check_executor_folder(folder: str | os.PathLike) -> dict:
-    """Raise PackagingError unless `folder` has a config.yml mapping with a `jtype`."""
+    """Raise PackagingError unless `folder` has a config.yml mapping with a `jtype` (and a
+    manifest.yml, if any, the server accepts); returns the config."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PackagingError(f"{folder} is not a directory: push an executor folder")
-    config = _load_config(folder)
+    return _check_executor_yaml(folder, f"{folder}{os.sep}")
+
+
+def _check_executor_yaml(folder: Path, where: str) -> dict:
+    config = _load_config(folder, where)
     if not isinstance(config, dict):
-        raise PackagingError(f"{folder / 'config.yml'} must be a mapping with a `jtype`")
+        raise PackagingError(f"{where}config.yml must be a mapping with a `jtype`")
     jtype = config.get("jtype")
     if not isinstance(jtype, str) or not jtype.strip():
-        raise PackagingError(
-            f"{folder / 'config.yml'} has no `jtype`: add e.g. `jtype: MyExecutor`"
-        )
+        raise PackagingError(f"{where}config.yml has no `jtype`: add e.g. `jtype: MyExecutor`")
+    if len(jtype) > MAX_JTYPE:
+        raise PackagingError(f"{where}config.yml `jtype` is longer than {MAX_JTYPE} characters")
+    if (folder / "manifest.yml").is_file():
+        _check_manifest(_load_yaml(folder / "manifest.yml", where + "manifest.yml"),
+                        where + "manifest.yml")
     return config
+
+
+def _check_manifest(data: object, shown: str) -> None:
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise PackagingError(f"{shown} must be a mapping (description, keywords, url)")
+    for key, limit in (("description", MAX_DESCRIPTION), ("url", MAX_URL)):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str):
+                raise PackagingError(f"{shown} `{key}` must be a string")
+            if len(data[key]) > limit:
+                raise PackagingError(f"{shown} `{key}` is longer than {limit} characters")
+    keywords = data.get("keywords")
+    if keywords is not None:
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            raise PackagingError(f"{shown} `keywords` must be a list of strings")
+        if len(keywords) > MAX_KEYWORDS or any(len(k) > MAX_KEYWORD for k in keywords):
+            raise PackagingError(
+                f"{shown} `keywords`: at most {MAX_KEYWORDS}, of {MAX_KEYWORD} characters each")
 
 
 # --------------------------------------------------------------------------- packing
@@ -232,17 +277,21 @@ def check_entry_name(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+_SPECIAL = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+            stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
+
+
 def _entry_kind(info: zipfile.ZipInfo) -> str:
-    mode = info.external_attr >> 16
-    fmt = stat.S_IFMT(mode)
-    if fmt == stat.S_IFLNK:
-        return "symlink"
-    if fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
-        return {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
-                stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}[fmt]
-    if fmt == stat.S_IFDIR or info.filename.endswith("/"):
-        return "dir"
-    return "file"
+    """"file" or "dir" (a name ending in '/'), or PackagingError for anything else."""
+    fmt = stat.S_IFMT(info.external_attr >> 16)
+    if fmt == stat.S_IFLNK or fmt in _SPECIAL:
+        kind = "symlink" if fmt == stat.S_IFLNK else _SPECIAL[fmt]
+        raise PackagingError(
+            f"package contains a {kind}: {info.filename}; packages hold regular files only")
+    is_dir = info.filename.endswith("/")
+    if fmt == stat.S_IFDIR and not is_dir:
+        raise PackagingError(f"package entry {info.filename!r} is a folder without a trailing '/'")
+    return "dir" if is_dir else "file"
 
 
 def extract_package(
@@ -255,10 +304,12 @@ def extract_package(
 ) -> Path:
     """Extract a package into `dest` (which must not exist, or be empty) and return it.
 
-    Refuses absolute paths, `..`, backslashes, drive letters, symlinks, special files,
-    duplicates, too many entries, too many bytes, zip bombs and entries whose bytes do not
-    match their header. Files are extracted into a sibling staging directory which is renamed
-    to `dest` only when everything is written, so `dest` is either complete or absent.
+    Refuses what the server refuses (chalicelib/packages.py): absolute paths, `..`,
+    backslashes, drive letters, symlinks, special files, duplicates, too many entries, too
+    many bytes, zip bombs, entries whose bytes do not match their header, and a package
+    without a valid config.yml (or with an invalid manifest.yml). Files are extracted into a
+    sibling staging directory which is renamed to `dest` only when everything is written and
+    checked, so `dest` is either complete or absent.
     """
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -306,6 +357,7 @@ def extract_package(
                     )
                 budget -= written
                 os.chmod(target, mode)
+        _check_executor_yaml(staging, "")
         if dest.exists():
             dest.rmdir()
         os.replace(staging, dest)
@@ -316,6 +368,7 @@ def extract_package(
 
 
 def _plan(infos: Iterable[zipfile.ZipInfo], max_entries: int, max_bytes: int, max_ratio: int):
+    """The server's entry rules (chalicelib/packages.py `_check_entries`), in the same order."""
     infos = list(infos)
     if len(infos) > max_entries:
         raise PackagingError(f"package has {len(infos)} entries, more than {max_entries}")
@@ -325,21 +378,26 @@ def _plan(infos: Iterable[zipfile.ZipInfo], max_entries: int, max_bytes: int, ma
     for info in infos:
         rel = check_entry_name(info.filename)
         kind = _entry_kind(info)
-        if kind not in ("file", "dir"):
-            raise PackagingError(f"package contains a {kind}: {info.filename}; packages hold regular files only")
+        if rel in seen:
+            raise PackagingError(f"package contains {info.filename!r} twice")
+        seen[rel] = kind
+        plan.append((rel, info, kind))
+        if kind == "dir":
+            if info.file_size:
+                raise PackagingError(f"package folder entry {info.filename!r} has content")
+            continue
         if info.flag_bits & 0x1:
             raise PackagingError(f"package entry {info.filename!r} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise PackagingError(f"package entry {info.filename!r} uses an unsupported compression")
-        if rel in seen:
-            raise PackagingError(f"package contains {info.filename!r} twice")
-        seen[rel] = kind
-        if kind == "file":
-            total += info.file_size
-            total_compressed += info.compress_size
-            if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise PackagingError(f"package entry {info.filename!r} is a zip bomb (compression ratio)")
-        plan.append((rel, info, kind))
+        if info.file_size > max_bytes:
+            raise PackagingError(
+                f"package entry {info.filename!r} unpacks to {info.file_size} bytes, more than "
+                f"{max_bytes}")
+        if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise PackagingError(f"package entry {info.filename!r} is a zip bomb (compression ratio)")
+        total += info.file_size
+        total_compressed += info.compress_size
     for rel, kind in seen.items():
         for parent in rel.parents:
             if seen.get(parent) == "file":
