@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test bench lint package deploy teardown clean
+.PHONY: dev test test-bench-smoke bench lint package deploy teardown clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,14 @@ dev: $(STAMP)
 	$(PY) -m devstack
 
 # LocalStack's S3, the reference of tests/test_storage_conformance.py: a virtualenv of its own
-# under ~/.cache/nshub, made once (README, Integrity).
+# under ~/.cache/nshub, made once (README, Integrity). The benchmark smoke test (up to 10 min)
+# has its own target, which CI runs after this one (.ci/run).
 test: $(STAMP)
 	$(PY) -m devstack.localstack install
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not bench_smoke"
+
+test-bench-smoke: $(STAMP)
+	$(PY) -m pytest -q -m bench_smoke
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,6 +1,7 @@
 """`python -m bench` runs end to end at tiny sizes: every benchmark produces its figures, the
 JSON has the promised shape, and nothing it started is left running. No timing is asserted:
-the numbers of a smoke run mean nothing."""
+the numbers of a smoke run mean nothing. Marker bench_smoke: `make test-bench-smoke` runs it,
+`make test` leaves it out (CI runs both)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
+
+pytestmark = pytest.mark.bench_smoke
 
 
 def _alive(pid: int) -> bool:
