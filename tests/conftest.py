@@ -7,6 +7,9 @@
     home       an empty NSHUB_HOME for the client, progress bars off, no NSHUB_TOKEN
     clock      the time personal access tokens expire and cached lookups age by, moved by the
                test (clock.advance(seconds)) instead of sleeping
+    recording  the real event handlers, keeping every event they got (tests/backend.py)
+    pump       the dev stack's EventPump feeding this stack's queue and stream to `recording`:
+               `pump.drain()` runs the events a test caused, no waiting
 """
 from __future__ import annotations
 
@@ -224,3 +227,15 @@ def clock():
     tokens.set_clock(fake)
     yield fake
     tokens.set_clock(None)
+
+
+@pytest.fixture
+def recording(aws_env):
+    from tests.backend import Recording
+
+    return Recording()
+
+
+@pytest.fixture
+def pump(aws_env, recording):
+    return recording.pump(aws_env)

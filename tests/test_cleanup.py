@@ -9,87 +9,26 @@ import copy
 import json
 import time
 import uuid
-from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from chalicelib import cleanup, config
-from devstack.pump import EventPump, FakeLambdaContext
+from chalicelib import cleanup, config, keys
+from devstack.pump import FakeLambdaContext
+from tests.backend import (
+    blob_keys,
+    client,
+    get_item,
+    item_key,
+    load_event,
+    multipart_uploads,
+    set_attributes,
+    table_items,
+    ttl_remove_record,
+)
 from tests.helpers import pull, push, put_parts, random_bytes, sha, start
 
-EVENTS = Path(__file__).parent / "events"
 MiB = 1024 * 1024
-
-
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
-
-
-def client(env: dict, service: str):
-    return boto3.client(service, region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"])
-
-
-class Recording:
-    """Wraps the real handlers: every event they got, to deliver again later."""
-
-    def __init__(self):
-        import app
-
-        self.app = app
-        self.sqs_events: list[dict] = []
-        self.stream_events: list[dict] = []
-
-    def on_sqs(self, event, context):
-        self.sqs_events.append(copy.deepcopy(event))
-        return self.app.on_blob_event(event, context)
-
-    def on_stream(self, event, context):
-        self.stream_events.append(copy.deepcopy(event))
-        return self.app.on_table_change(event, context)
-
-
-@pytest.fixture
-def recording(aws_env) -> Recording:
-    return Recording()
-
-
-@pytest.fixture
-def pump(aws_env, recording) -> EventPump:
-    return EventPump(aws_env, recording.on_sqs, recording.on_stream, wait_seconds=0,
-                     failed_visibility_timeout=0)
-
-
-@pytest.fixture
-def grace(monkeypatch):
-    """Set the orphan grace period (seconds) for the rest of the test."""
-    def set_grace(seconds: int) -> None:
-        monkeypatch.setenv("NSHUB_ORPHAN_GRACE_SECONDS", str(seconds))
-        config.reset()
-
-    return set_grace
-
-
-def blob_keys(env: dict, prefix: str = "blobs/") -> set[str]:
-    s3 = client(env, "s3")
-    found = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env["NSHUB_BUCKET"],
-                                                             Prefix=prefix):
-        found |= {o["Key"] for o in page.get("Contents", [])}
-    return found
-
-
-def multipart_uploads(env: dict) -> set[tuple[str, str]]:
-    resp = client(env, "s3").list_multipart_uploads(Bucket=env["NSHUB_BUCKET"])
-    return {(u["Key"], u["UploadId"]) for u in resp.get("Uploads", [])}
-
-
-def table_items(env: dict, pk: str) -> list[dict]:
-    resp = client(env, "dynamodb").query(
-        TableName=env["NSHUB_TABLE"], KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": pk}}, ConsistentRead=True)
-    return resp["Items"]
 
 
 def ok_push(api, token, full_name, data) -> dict:
@@ -104,24 +43,14 @@ def versions(api, token, full_name) -> list[int]:
     return sorted(i["version"] for i in r.json()["items"])
 
 
-def ttl_remove_record(env: dict, pk: str, sk: str) -> dict:
-    """Delete an item for real and build the stream record DynamoDB's TTL would have sent
-    (moto never expires items)."""
-    ddb = client(env, "dynamodb")
-    key = {"pk": {"S": pk}, "sk": {"S": sk}}
-    item = ddb.get_item(TableName=env["NSHUB_TABLE"], Key=key, ConsistentRead=True)["Item"]
-    ddb.delete_item(TableName=env["NSHUB_TABLE"], Key=key)
-    record = load_event("ttl_remove_pending_upload.json")
-    record["dynamodb"].update(Keys=key, OldImage=item,
-                              ApproximateCreationDateTime=int(time.time()))
-    record["eventID"] = uuid.uuid4().hex
-    record["eventSourceARN"] = env["NSHUB_TABLE_STREAM_ARN"]
-    record["awsRegion"] = env["AWS_REGION"]
-    return record
+@pytest.fixture
+def grace(monkeypatch):
+    """Set the orphan grace period (seconds) for the rest of the test."""
+    def set_grace(seconds: int) -> None:
+        monkeypatch.setenv("NSHUB_ORPHAN_GRACE_SECONDS", str(seconds))
+        config.reset()
 
-
-def upload_sk(upload_id: str) -> str:
-    return f"array#U#{upload_id}"
+    return set_grace
 
 
 # ---------------------------------------------------------------- delete
@@ -142,7 +71,7 @@ def test_deleting_an_array_removes_its_bytes_and_frees_the_name(api, users, pump
 
     # Then its bytes and records are gone, and the name can be pushed again
     assert blob_keys(aws_env, "blobs/array/alice/ds/") == set()
-    assert table_items(aws_env, "alice#ds") == []
+    assert table_items(aws_env, keys.resource_pk("alice", "ds")) == []
     data = random_bytes(500)
     assert ok_push(api, token, "alice/ds", data)["version"] == 1
     pump.drain()
@@ -191,7 +120,8 @@ def test_an_abandoned_multipart_upload_is_aborted_when_its_record_expires(
     assert len(multipart_uploads(aws_env)) == 1  # a pending upload keeps its parts
 
     # When its record expires (TTL delete, synthesized: moto never expires items)
-    record = ttl_remove_record(aws_env, "alice#big", upload_sk(plan["upload_id"]))
+    record = ttl_remove_record(aws_env, keys.resource_pk("alice", "big"),
+                               keys.upload_sk("array", plan["upload_id"]))
     assert record["dynamodb"]["OldImage"]["state"] == {"S": "pending"}
     result = app.on_table_change({"Records": [record]}, FakeLambdaContext())
 
@@ -214,7 +144,8 @@ def test_an_expired_single_part_upload_loses_the_bytes_it_put(api, users, pump, 
     pump.drain()
     assert len(blob_keys(aws_env)) == 1  # pending: its object stays
 
-    record = ttl_remove_record(aws_env, "alice#small", upload_sk(plan["upload_id"]))
+    record = ttl_remove_record(aws_env, keys.resource_pk("alice", "small"),
+                               keys.upload_sk("array", plan["upload_id"]))
     app.on_table_change({"Records": [record]}, FakeLambdaContext())
     assert blob_keys(aws_env) == set()
     # and the same event again changes nothing
@@ -232,14 +163,13 @@ def test_an_expired_record_event_never_deletes_bytes_a_completed_record_claims(
     plan = r.json()
     parts = put_parts(plan, data)
     # the record as it was while pending...
-    ddb = client(aws_env, "dynamodb")
-    key = {"pk": {"S": "alice#done"}, "sk": {"S": upload_sk(plan["upload_id"])}}
-    pending = ddb.get_item(TableName=aws_env["NSHUB_TABLE"], Key=key, ConsistentRead=True)["Item"]
+    pk, sk = keys.resource_pk("alice", "done"), keys.upload_sk("array", plan["upload_id"])
+    pending = get_item(aws_env, pk, sk)
     # ...then completed
     assert api.post(f"/v1/arrays/alice/done/uploads/{plan['upload_id']}/complete", token=token,
                     json={"parts": parts}).status_code == 200
     record = load_event("ttl_remove_pending_upload.json")
-    record["dynamodb"].update(Keys=key, OldImage=pending)
+    record["dynamodb"].update(Keys=item_key(pk, sk), OldImage=pending)
     app.on_table_change({"Records": [record]}, FakeLambdaContext())
     assert pull(api, token, "alice/done")[1] == data
 
@@ -262,7 +192,8 @@ def test_retention_keeps_the_newest_five_versions(api, users, pump, aws_env):
         info, got = pull(api, token, "alice/ds", version=n)
         assert got == pushed[n] and info["sha256"] == sha(got)
     assert len(blob_keys(aws_env, "blobs/array/alice/ds/")) == 5
-    uploads = [i for i in table_items(aws_env, "alice#ds") if "#U#" in i["sk"]["S"]]
+    uploads = [i for i in table_items(aws_env, keys.resource_pk("alice", "ds"))
+               if i["sk"]["S"].startswith(keys.upload_prefix("array"))]
     assert sorted(int(u["version"]["N"]) for u in uploads) == [3, 4, 5, 6, 7]
 
 
@@ -272,11 +203,8 @@ def test_retention_keeps_versions_a_tag_points_to(api, users, pump, aws_env):
     token = users["alice"]["id_token"]
     for _ in range(6):
         ok_push(api, token, "alice/ds", random_bytes(300))
-    client(aws_env, "dynamodb").update_item(
-        TableName=aws_env["NSHUB_TABLE"],
-        Key={"pk": {"S": "alice#ds"}, "sk": {"S": "array#HEAD"}},
-        UpdateExpression="SET tags = :t",
-        ExpressionAttributeValues={":t": {"S": json.dumps({"stable": 1})}})
+    set_attributes(aws_env, keys.resource_pk("alice", "ds"), keys.head_sk("array"),
+                   tags={"S": json.dumps({"stable": 1})})
     ok_push(api, token, "alice/ds", random_bytes(300))
     pump.drain()
     assert versions(api, token, "alice/ds") == [1, 3, 4, 5, 6, 7]
@@ -470,12 +398,10 @@ def test_reconciler_reclaims_uploads_expired_beyond_the_grace_period(
     plan = start(api, token, "alice/late", data).json()
     put_parts(plan, data)
     mp_plan = start(api, token, "alice/latemp", random_bytes(6 * MiB)).json()
-    ddb = client(aws_env, "dynamodb")
-    for pk, upload_id in (("alice#late", plan["upload_id"]), ("alice#latemp", mp_plan["upload_id"])):
-        ddb.update_item(TableName=aws_env["NSHUB_TABLE"],
-                        Key={"pk": {"S": pk}, "sk": {"S": upload_sk(upload_id)}},
-                        UpdateExpression="SET expires_at = :t",
-                        ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 3600)}})
+    for name, upload_id in (("late", plan["upload_id"]), ("latemp", mp_plan["upload_id"])):
+        set_attributes(aws_env, keys.resource_pk("alice", name),
+                       keys.upload_sk("array", upload_id),
+                       expires_at={"N": str(int(time.time()) - 3600)})
     grace(7200)  # expired an hour ago: still within the grace period
     assert cleanup.reconcile()["orphans_found"] == 0
     grace(600)
@@ -483,7 +409,8 @@ def test_reconciler_reclaims_uploads_expired_beyond_the_grace_period(
     assert {o["reason"] for o in summary["orphans"]} == {"expired"}
     assert {m["reason"] for m in summary["orphan_multipart_uploads"]} == {"expired"}
     assert blob_keys(aws_env) == set() and multipart_uploads(aws_env) == set()
-    assert table_items(aws_env, "alice#late") == table_items(aws_env, "alice#latemp") == []
+    assert table_items(aws_env, keys.resource_pk("alice", "late")) == []
+    assert table_items(aws_env, keys.resource_pk("alice", "latemp")) == []
     # too late to complete now
     r = api.post(f"/v1/arrays/alice/late/uploads/{plan['upload_id']}/complete", token=token,
                  json={"parts": [{"part_number": 1, "etag": '"x"'}]})
@@ -499,7 +426,7 @@ def test_reconciler_reclaims_what_a_lost_stream_event_left_behind(api, users, aw
     summary = cleanup.reconcile()
     assert [o["reason"] for o in summary["orphans"]] == ["dead"]
     assert blob_keys(aws_env) == set()
-    assert table_items(aws_env, "alice#ds") == []
+    assert table_items(aws_env, keys.resource_pk("alice", "ds")) == []
 
 
 def test_the_scheduled_reconciler_runs(aws_env, grace):

@@ -26,7 +26,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from chalicelib import cleanup, config, keys
 from devstack.pump import EventPump, FakeLambdaContext
 from tests.helpers import push, put_parts, sha, start
-from tests.test_cleanup import blob_keys, client, multipart_uploads, ttl_remove_record
+from tests.backend import blob_keys, get_item, multipart_uploads, ttl_remove_record
 
 MiB = 1024 * 1024
 EXAMPLES = 8
@@ -39,11 +39,9 @@ def independently_claimed(env: dict, key: str, now: float) -> bool:
     ref = keys.parse_blob_key(key)
     if ref is None:
         return False
-    ddb, table = client(env, "dynamodb"), env["NSHUB_TABLE"]
 
     def get(sk):
-        return ddb.get_item(TableName=table, Key={"pk": {"S": ref.pk}, "sk": {"S": sk}},
-                            ConsistentRead=True).get("Item")
+        return get_item(env, ref.pk, sk)
 
     upload = get(ref.upload_sk)
     if upload is None:
@@ -148,7 +146,8 @@ def test_cleanup_keeps_every_live_version_and_leaves_nothing_behind(
         def ttl_expiry(self, upload):
             name, plan, _, _ = upload
             try:
-                record = ttl_remove_record(env, f"alice#{name}", f"array#U#{plan['upload_id']}")
+                record = ttl_remove_record(env, keys.resource_pk("alice", name),
+                                           keys.upload_sk("array", plan["upload_id"]))
             except KeyError:
                 return  # already gone
             assert app.on_table_change({"Records": [record]}, FakeLambdaContext()) == {
@@ -187,11 +186,9 @@ def test_cleanup_keeps_every_live_version_and_leaves_nothing_behind(
             now = time.time()
             for key in blob_keys(env):
                 assert independently_claimed(env, key, now), f"{key} is left behind"
-            ddb = client(env, "dynamodb")
             for key, upload_id in multipart_uploads(env):
                 ref = keys.parse_blob_key(key)
-                item = ddb.get_item(TableName=env["NSHUB_TABLE"], ConsistentRead=True, Key={
-                    "pk": {"S": ref.pk}, "sk": {"S": ref.upload_sk}}).get("Item")
+                item = get_item(env, ref.pk, ref.upload_sk)
                 assert item is not None and item["state"]["S"] == "pending", key
                 assert item["s3_upload_id"]["S"] == upload_id, key
 

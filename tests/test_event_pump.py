@@ -9,40 +9,25 @@ from __future__ import annotations
 import copy
 import logging
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from chalicelib import keys
 from devstack.pump import EventPump
+from tests.backend import blob_keys, client
 from tests.helpers import push, random_bytes
 
-
-@pytest.fixture
-def pump(aws_env) -> EventPump:
-    import app
-
-    return EventPump(aws_env, app.on_blob_event, app.on_table_change, wait_seconds=0,
-                     failed_visibility_timeout=0)
-
-
-def ddb(env: dict):
-    return boto3.client("dynamodb", region_name=env["AWS_REGION"],
-                        endpoint_url=env["AWS_ENDPOINT_URL"])
-
-
-def blob_keys(env: dict, prefix: str) -> set[str]:
-    s3 = boto3.client("s3", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"])
-    resp = s3.list_objects_v2(Bucket=env["NSHUB_BUCKET"], Prefix=prefix)
-    return {o["Key"] for o in resp.get("Contents", [])}
+# the items of a transaction that fails: written, then undone
+PROBES = (keys.resource_pk("probe", "a"), keys.resource_pk("probe", "b"))
 
 
 def fail_a_transaction(env: dict) -> None:
     with pytest.raises(ClientError) as caught:
-        ddb(env).transact_write_items(TransactItems=[
+        client(env, "dynamodb").transact_write_items(TransactItems=[
             {"Put": {"TableName": env["NSHUB_TABLE"],
-                     "Item": {"pk": {"S": "probe#a"}, "sk": {"S": "x"}}}},
+                     "Item": {"pk": {"S": PROBES[0]}, "sk": {"S": "x"}}}},
             {"Put": {"TableName": env["NSHUB_TABLE"],
-                     "Item": {"pk": {"S": "probe#b"}, "sk": {"S": "x"}},
+                     "Item": {"pk": {"S": PROBES[1]}, "sk": {"S": "x"}},
                      "ConditionExpression": "attribute_exists(pk)"}},
         ])
     assert caught.value.response["Error"]["Code"] == "TransactionCanceledException"
@@ -94,8 +79,8 @@ def test_a_failed_transaction_leaves_no_record_and_hides_none(api, users, aws_en
     pump.drain()
 
     # Then the push's records came, once each and in order, and the undone writes' never
-    assert "alice#two" in seen.pks()
-    assert not {"probe#a", "probe#b"} & seen.pks()
+    assert keys.resource_pk("alice", "two") in seen.pks()
+    assert not set(PROBES) & seen.pks()
     numbers = [n for n, _ in seen.records]
     assert numbers == sorted(set(numbers))
 
@@ -119,7 +104,7 @@ def test_the_pump_follows_a_stream_shard_that_was_replaced(api, users, aws_env):
     pump.drain()
 
     # Then it reads on after the last record it had read: nothing twice, nothing missed
-    assert {pk for _, pk in seen.records[read:]} == {"alice#two"}
+    assert {pk for _, pk in seen.records[read:]} == {keys.resource_pk("alice", "two")}
     numbers = [n for n, _ in seen.records]
     assert numbers == sorted(set(numbers))
 

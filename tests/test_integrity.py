@@ -16,39 +16,11 @@ import pytest
 import requests
 
 from chalicelib import config
-from devstack.pump import EventPump, FakeLambdaContext
+from devstack.pump import FakeLambdaContext
 from tests.helpers import part_digests, pull, push, put_parts, random_bytes, sha, start
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-
-
-class Recording:
-    """The real handlers, with every SQS event they got kept to deliver again."""
-
-    def __init__(self):
-        import app
-
-        self.app = app
-        self.sqs_events: list[dict] = []
-
-    def on_sqs(self, event, context):
-        self.sqs_events.append(copy.deepcopy(event))
-        return self.app.on_blob_event(event, context)
-
-    def on_stream(self, event, context):
-        return self.app.on_table_change(event, context)
-
-
-@pytest.fixture
-def recording(aws_env) -> Recording:
-    return Recording()
-
-
-@pytest.fixture
-def pump(aws_env, recording) -> EventPump:
-    return EventPump(aws_env, recording.on_sqs, recording.on_stream, wait_seconds=0,
-                     failed_visibility_timeout=0)
 
 
 @pytest.fixture
@@ -175,10 +147,10 @@ def test_a_quarantined_first_version_hides_the_array_and_an_honest_push_replaces
 def test_a_verification_the_function_cannot_finish_in_time_is_left_for_later(aws_env):
     """A verification request whose object cannot be hashed in the function's remaining time
     is reported failed (SQS hands it out again) instead of running into the timeout."""
-    from chalicelib import cleanup, integrity
+    from chalicelib import cleanup, integrity, keys
 
     message = {"messageId": "m1", "body": integrity.verification_request(
-        "alice#big", "array#G#g#V#0000000001", 50 * GiB)}
+        keys.resource_pk("alice", "big"), keys.version_sk("array", "g", 1), 50 * GiB)}
     assert cleanup.handle_blob_events([message], lambda: 60.0) == {
         "batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert cleanup.handle_blob_events([message], lambda: 900.0) == {"batchItemFailures": []}
