@@ -1,5 +1,6 @@
-"""Test helpers for executors: real packages (packed by the client's packer), hostile zips,
-the table stream driven into the image-build trigger, and CodeBuild state-change events."""
+"""Test helpers for executors: users' executor folders, real packages (packed by the client's
+packer), hostile zips, an operator's legacy import, the table stream driven into the
+image-build trigger, and CodeBuild state-change events."""
 from __future__ import annotations
 
 import copy
@@ -30,6 +31,36 @@ def executor_folder(root: Path, config: bytes = CONFIG_YML, code: str = "v1",
     if dockerfile:
         (root / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /app\n")
     return root
+
+
+def make_executor(root: Path, jtype: str = "MyExecutor", *, metas_name: str | None = None,
+                  body: str = "pass") -> Path:
+    """A user's executor folder as `nshub hub push` takes it: a Jina Executor class, its
+    config, a script that keeps its mode, and a __pycache__ the packer leaves out."""
+    folder = root / (metas_name or jtype)
+    folder.mkdir(parents=True)
+    config = f"jtype: {jtype}\npy_modules:\n  - executor.py\n"
+    if metas_name:
+        config += f"metas:\n  name: {metas_name}\n"
+    (folder / "config.yml").write_text(config)
+    (folder / "executor.py").write_text(
+        f"from jina import Executor\n\n\nclass {jtype}(Executor):\n    {body}\n"
+    )
+    (folder / "requirements.txt").write_text("numpy\n")
+    (folder / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(folder / "run.sh", 0o755)
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "executor.cpython-311.pyc").write_bytes(b"junk")
+    return folder
+
+
+def import_legacy_executor(name: str, owner: str, secret: str, folder: Path, public: bool = False) -> None:
+    """What an operator's `nshub-admin import-legacy-executor` does."""
+    from chalicelib import admin
+
+    argv = ["import-legacy-executor", name, "--owner", owner, "--secret", secret,
+            "--dir", str(folder)] + (["--public"] if public else [])
+    assert admin.main(argv) == 0
 
 
 def pack(folder: Path) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.helpers import push, random_bytes
-from tests.test_token_attacks import sub_of
+from tests.jwts import claims, sign, sub_of
 
 PASSWORD = "Xx-passw0rd1"
 KELVIN_KATE = "\u212aate"  # KELVIN SIGN + "ate": reads as "kate"
@@ -177,8 +177,6 @@ def test_accounts_forced_in_around_the_trigger_are_401_on_every_route(api, idp, 
 def test_a_token_whose_account_does_not_own_the_namespace_is_401(api, idp, aws_env, users):
     """Two accounts under one namespace (another pool's user, a re-made one): the claim
     decides, not the username string."""
-    from tests.test_token_attacks import claims, sign
-
     other_sub = "00000000-0000-0000-0000-000000000000"
     forged_but_signed = sign(claims(aws_env, sub=other_sub, iat=int(time.time())))
     r = api.get("/v1/arrays/alice", token=forged_but_signed)

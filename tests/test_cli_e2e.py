@@ -2,31 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-
 from nshub import settings
-from nshub.cli import main
-
-ACCESS_LOG = re.compile(r'^\S+ - - \[[^]]*\] "')
-
-
-def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    # the app's local server runs in this process and logs its requests to stderr
-    err = "".join(line for line in captured.err.splitlines(keepends=True)
-                  if not ACCESS_LOG.match(line))
-    return code, captured.out, err
+from tests.cli_runner import run
 
 
 def test_a_user_session(live_api, home, tmp_path, monkeypatch, capsys):

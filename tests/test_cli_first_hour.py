@@ -8,8 +8,8 @@ import pytest
 from chalicelib import config
 from tests.executor_packages import executor_folder
 from tests.helpers import push
-from tests.test_cli_e2e import run
-from tests.test_devstack import free_port
+from tests.cli_runner import run
+from tests.devstack_process import free_port
 
 PASSWORD = "Alice-passw0rd"
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from nshub import Client
-from nshub.cli import main
-from tests.test_hub_client import make_executor
-
-ACCESS_LOG = re.compile(r'^\S+ - - \[[^]]*\] "')
+from tests.backend import get_item
+from tests.cli_runner import run
+from tests.executor_packages import import_legacy_executor, make_executor
 
 
 @pytest.fixture
@@ -25,24 +23,15 @@ def alice(live_api, users, home):
     return users["alice"]
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    # the app's local server runs in this process and logs its requests to stderr
-    err = "".join(line for line in captured.err.splitlines(keepends=True)
-                  if not ACCESS_LOG.match(line))
-    return code, captured.out, err
-
-
-def mark_image_ready(namespace: str, name: str, version: int) -> None:
+def mark_image_ready(env: dict, namespace: str, name: str, version: int) -> None:
     """What CodeBuild's `SUCCEEDED` state change does to a version (via EventBridge)."""
     from chalicelib import executors as server
-    from chalicelib import keys, registry
+    from chalicelib import keys
     from chalicelib.config import get_settings
 
     pk = keys.resource_pk(namespace, name)
-    head = registry._get(pk, keys.head_sk("executor"))
-    sk = keys.version_sk("executor", head.generation, version)
+    generation = get_item(env, pk, keys.head_sk("executor"))["generation"]["S"]
+    sk = keys.version_sk("executor", generation, version)
     event = {"detail": {
         "project-name": get_settings().codebuild_project,
         "build-status": "SUCCEEDED",
@@ -128,7 +117,7 @@ def test_what_others_see(alice, users, tmp_path, capsys, monkeypatch):
     assert code == 1 and "--secret goes with --legacy NAME" in err
 
 
-def test_docker_uris(alice, tmp_path, capsys, monkeypatch):
+def test_docker_uris(alice, aws_env, tmp_path, capsys, monkeypatch):
     assert run(capsys, "hub", "push", str(make_executor(tmp_path / "src")))[0] == 0
 
     code, out, err = run(capsys, "hub", "pull", "jinaai+docker://alice/MyExecutor")
@@ -139,7 +128,7 @@ def test_docker_uris(alice, tmp_path, capsys, monkeypatch):
         "(ImageNotReady)\n"
     )
 
-    mark_image_ready("alice", "MyExecutor", 1)
+    mark_image_ready(aws_env, "alice", "MyExecutor", 1)
     code, out, err = run(capsys, "hub", "pull", "jinaai+docker://alice/MyExecutor", "--json")
     assert code == 0, err
     shown = json.loads(out)
@@ -166,10 +155,8 @@ def test_docker_uris(alice, tmp_path, capsys, monkeypatch):
 
 
 def test_legacy_push_and_pull_with_the_secret(live_api, users, home, tmp_path, capsys):
-    from tests.test_hub_client import import_legacy
-
     folder = make_executor(tmp_path / "old", "OldExecutor")
-    import_legacy("OldExecutor", "alice", "s3cret-1", folder, public=False)
+    import_legacy_executor("OldExecutor", "alice", "s3cret-1", folder, public=False)
     capsys.readouterr()
 
     code, out, err = run(capsys, "hub", "pull", "jinahub://OldExecutor:s3cret-1")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from pathlib import Path
 
 import pytest
 
 from nshub import Client, executors
 from nshub.errors import InvalidName, NotFound, NotLoggedIn, TagProtected
 from nshub.packaging import PackagingError
+from tests.executor_packages import import_legacy_executor, make_executor
 
 
 @pytest.fixture
@@ -25,25 +25,6 @@ def alice(live_api, users, home):
 def bob(live_api, users):
     with Client(token=users["bob"]["id_token"]) as client:
         yield client
-
-
-def make_executor(root: Path, jtype: str = "MyExecutor", *, metas_name: str | None = None,
-                  body: str = "pass") -> Path:
-    folder = root / (metas_name or jtype)
-    folder.mkdir(parents=True)
-    config = f"jtype: {jtype}\npy_modules:\n  - executor.py\n"
-    if metas_name:
-        config += f"metas:\n  name: {metas_name}\n"
-    (folder / "config.yml").write_text(config)
-    (folder / "executor.py").write_text(
-        f"from jina import Executor\n\n\nclass {jtype}(Executor):\n    {body}\n"
-    )
-    (folder / "requirements.txt").write_text("numpy\n")
-    (folder / "run.sh").write_text("#!/bin/sh\necho hi\n")
-    os.chmod(folder / "run.sh", 0o755)
-    (folder / "__pycache__").mkdir()
-    (folder / "__pycache__" / "executor.cpython-311.pyc").write_bytes(b"junk")
-    return folder
 
 
 def downloads(client: Client, api_endpoint: str) -> list[str]:
@@ -252,18 +233,10 @@ def test_docker_login_without_docker_says_so(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- legacy
 
 
-def import_legacy(name: str, owner: str, secret: str, folder: Path, public: bool = False) -> None:
-    from chalicelib import admin
-
-    argv = ["import-legacy-executor", name, "--owner", owner, "--secret", secret,
-            "--dir", str(folder)] + (["--public"] if public else [])
-    assert admin.main(argv) == 0
-
-
 def test_legacy_executors_pull_and_push_with_their_secret(live_api, users, home, tmp_path,
                                                           capsys):
     folder = make_executor(tmp_path / "old", "OldExecutor", body="legacy = 1")
-    import_legacy("OldExecutor", "alice", "s3cret-1", folder)
+    import_legacy_executor("OldExecutor", "alice", "s3cret-1", folder)
     capsys.readouterr()
     anonymous = Client(token=False)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.executor_packages import executor_folder
-from tests.test_devstack import READY, START_TIMEOUT, DevStackProcess, base_env, free_port
+from tests.devstack_process import READY, START_TIMEOUT, DevStackProcess, base_env, free_port
 
 BIN = Path(sys.executable).parent
 PASSWORD = "Carol-passw0rd"

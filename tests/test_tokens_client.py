@@ -7,31 +7,18 @@ refusal names the token's problem.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import stat
-import sys
 
 import pytest
 
 from nshub import Client, settings
-from nshub.cli import main
 from nshub.errors import Forbidden, InsufficientScope, Unauthorized
+from tests.cli_runner import run
 
-ACCESS_LOG = re.compile(r'^\S+ - - \[[^]]*\] "')
 DAY = 86400
-
-
-def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    err = "".join(line for line in captured.err.splitlines(keepends=True)
-                  if not ACCESS_LOG.match(line))
-    return code, captured.out, err
 
 
 @pytest.fixture
