@@ -7,6 +7,8 @@ access), and the real event handlers driven by the dev stack's EventPump.
     blob_keys        the object keys under a prefix of the bucket
     table_items      every item of a partition, low-level ({"attr": {"S": ...}})
     get_item         one item, low-level, or None
+    record           one item as plain values (`record.generation`), or None
+    set_attributes   overwrite attributes of an item, given low-level
     ttl_remove_record  delete an item and build the stream record DynamoDB's TTL would send
 """
 from __future__ import annotations
@@ -16,8 +18,10 @@ import json
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 
 from devstack.pump import EventPump
 
@@ -28,7 +32,8 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def client(env: dict, service: str):
+def client(env, service: str):
+    """A boto3 client of the test stack (`env`: aws_env, or os.environ after aws_env)."""
     return boto3.client(service, region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"])
 
 
@@ -81,12 +86,23 @@ def item_key(pk: str, sk: str) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
-def get_item(env: dict, pk: str, sk: str) -> dict | None:
+def get_item(env, pk: str, sk: str) -> dict | None:
     return client(env, "dynamodb").get_item(TableName=env["NSHUB_TABLE"], Key=item_key(pk, sk),
                                             ConsistentRead=True).get("Item")
 
 
-def set_attributes(env: dict, pk: str, sk: str, **values: dict) -> None:
+def record(env, pk: str, sk: str) -> SimpleNamespace | None:
+    """One item as plain values (`record.generation`; numbers are Decimals, JSON attributes
+    the text stored), or None."""
+    item = get_item(env, pk, sk)
+    if item is None:
+        return None
+    deserializer = TypeDeserializer()
+    return SimpleNamespace(**{name: deserializer.deserialize(value)
+                              for name, value in item.items()})
+
+
+def set_attributes(env, pk: str, sk: str, **values: dict) -> None:
     """Overwrite attributes of an existing item, each given low-level (`{"S": "..."}`)."""
     names = {f"#a{i}": name for i, name in enumerate(values)}
     client(env, "dynamodb").update_item(

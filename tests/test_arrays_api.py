@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import pytest
 import requests
 
+from chalicelib import keys
 from tests.conftest import MiB
 from tests.helpers import pull, push, put_parts, random_bytes, sha, start
 
@@ -411,12 +412,16 @@ def test_hostile_requests_are_400_never_500(api, users):
         raw = json.dumps({"s": scope, "k": key}).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
+    def head_key(ns, visibility):
+        return {"pk": {"S": keys.resource_pk(ns, "x")}, "sk": {"S": keys.head_sk("array")},
+                "gsi1pk": {"S": keys.list_gsi_pk("array", ns)},
+                "gsi1sk": {"S": keys.list_gsi_sk(visibility, "x")}}
+
+    # the scope is what a listing's cursor says it lists: bob's listing of alice's public arrays
     forged = [
         cursor("array#alice#public", {"x": {"S": "1"}}),
-        cursor("array#alice#public", {"pk": {"S": "bob#x"}, "sk": {"S": "array#HEAD"},
-                                      "gsi1pk": {"S": "array#bob"}, "gsi1sk": {"S": "public#x"}}),
-        cursor("array#alice#public", {"pk": {"S": "alice#x"}, "sk": {"S": "array#HEAD"},
-                                      "gsi1pk": {"S": "array#alice"}, "gsi1sk": {"S": "private#x"}}),
+        cursor("array#alice#public", head_key("bob", "public")),
+        cursor("array#alice#public", head_key("alice", "private")),
         cursor("array#alice#public", {"pk": {"N": "1"}, "sk": {"S": "a"}, "gsi1pk": {"S": "b"},
                                       "gsi1sk": {"S": "c"}}),
     ]
@@ -424,7 +429,8 @@ def test_hostile_requests_are_400_never_500(api, users):
         r = api.get("/v1/arrays/alice", token=users["bob"]["id_token"], params={"cursor": c})
         assert (r.status_code, r.headers["X-Error-Code"]) == (400, "InvalidRequest"), c
     r = api.get("/v1/arrays/alice/ds/versions", token=t,
-                params={"cursor": cursor("array#G#x#V#alice#ds", {"pk": {"S": "bob#ds"}})})
+                params={"cursor": cursor("array#G#x#V#alice#ds",
+                                         {"pk": {"S": keys.resource_pk("bob", "ds")}})})
     assert r.status_code == 400
 
 

@@ -3,10 +3,12 @@ limits, tags and protected tags (the generic /v1/executors/{ns}/{name} routes)."
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
 from chalicelib import keys
+from tests.backend import record, set_attributes
 from tests.executor_packages import (
     CONFIG_YML,
     executor_folder,
@@ -53,18 +55,18 @@ def test_pushed_executor_pulls_back_byte_identical(api, users, aws_env, tmp_path
 
 
 def test_version_stores_the_package_summary(api, users, aws_env, tmp_path):
-    from chalicelib.models import items
-
     data = package(tmp_path)
     assert push_executor(api, token(users), "alice/MyExecutor", data).status_code == 200
-    head = items().get(keys.resource_pk("alice", "MyExecutor"), keys.head_sk("executor"))
-    version = items().get(head.pk, keys.version_sk("executor", head.generation, 1))
-    assert version.package == {
+    pk = keys.resource_pk("alice", "MyExecutor")
+    head = record(aws_env, pk, keys.head_sk("executor"))
+    version = record(aws_env, pk, keys.version_sk("executor", head.generation, 1))
+    summary = json.loads(version.package)
+    assert summary == {
         "jtype": "MyExecutor", "name": "MyExecutor", "manifest": None, "files": 4,
-        "unpacked_size": version.package["unpacked_size"], "has_dockerfile": True,
+        "unpacked_size": summary["unpacked_size"], "has_dockerfile": True,
         "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - what Jina clients check
     }
-    assert version.package["unpacked_size"] > 0
+    assert summary["unpacked_size"] > 0
 
 
 @pytest.mark.parametrize("case", sorted(hostile_packages()))
@@ -201,16 +203,13 @@ def test_nobody_sets_or_protects_latest(api, users, tmp_path, extra):
     assert "'latest' always names the newest version" in r.json()["Message"]
 
 
-def test_latest_stored_by_the_old_rule_is_ignored(api, users, tmp_path):
-    from chalicelib.models import items
-
+def test_latest_stored_by_the_old_rule_is_ignored(api, users, aws_env, tmp_path):
     t = token(users)
     assert push_executor(api, t, "alice/exec", package(tmp_path, "1")).status_code == 200
     # Given a head written before the rule: `latest` a stored, protected tag of v1
-    model = items()
-    head = model.get(keys.resource_pk("alice", "exec"), keys.head_sk("executor"))
-    head.update(actions=[model.tags.set({"latest": 1, "old": 1}),
-                         model.protected_tags.set({"latest"})])
+    set_attributes(aws_env, keys.resource_pk("alice", "exec"), keys.head_sk("executor"),
+                   tags={"S": json.dumps({"latest": 1, "old": 1})},
+                   protected_tags={"SS": ["latest"]})
     info = api.get("/v1/executors/alice/exec", token=t).json()
     assert (info["tags"], info["protected_tags"]) == (["latest", "old"], [])
     # When v2 is pushed: not blocked, and `latest` names it

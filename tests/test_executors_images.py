@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
 from chalicelib import keys
+from tests.backend import record, set_attributes
 from tests.executor_packages import (
     Recorder,
     StreamDriver,
@@ -59,11 +61,10 @@ def invoke_state_handler(event: dict):
 
 
 def version_item(name: str, number: int):
-    from chalicelib.models import items
-
-    head = items().get(keys.resource_pk("alice", name), keys.head_sk("executor"))
-    return items().get(head.pk, keys.version_sk("executor", head.generation, number),
-                       consistent_read=True)
+    """alice's executor `name`, version `number`, as stored (the stack aws_env set up)."""
+    pk = keys.resource_pk("alice", name)
+    head = record(os.environ, pk, keys.head_sk("executor"))
+    return record(os.environ, pk, keys.version_sk("executor", head.generation, number))
 
 
 # ---------------------------------------------------------------- the build trigger
@@ -179,12 +180,13 @@ def _version_insert_record(env) -> dict:
 def test_other_records_are_ignored(aws_env):
     from chalicelib import executors
 
-    head = {"eventName": "INSERT", "dynamodb": {"NewImage": {"pk": {"S": "alice#x"},
-                                                            "sk": {"S": "executor#HEAD"}}}}
+    pk = keys.resource_pk("alice", "x")
+    head = {"eventName": "INSERT", "dynamodb": {"NewImage": {
+        "pk": {"S": pk}, "sk": {"S": keys.head_sk("executor")}}}}
     array_version = {"eventName": "INSERT", "dynamodb": {"NewImage": {
-        "pk": {"S": "alice#x"}, "sk": {"S": keys.version_sk("array", "g", 1)}}}}
+        "pk": {"S": pk}, "sk": {"S": keys.version_sk("array", "g", 1)}}}}
     modify = {"eventName": "MODIFY", "dynamodb": {"NewImage": {
-        "pk": {"S": "alice#x"}, "sk": {"S": keys.version_sk("executor", "g", 1)}}}}
+        "pk": {"S": pk}, "sk": {"S": keys.version_sk("executor", "g", 1)}}}}
     assert [executors.handle_stream_record(r) for r in (head, array_version, modify)] == [None] * 3
 
 
@@ -365,17 +367,14 @@ def test_a_build_whose_state_event_was_lost_is_settled_by_the_reconciler(
 
 def test_a_build_codebuild_does_not_know_fails(api, users, aws_env, tmp_path, stream,
                                                monkeypatch):
-    from chalicelib import keys as k
-    from chalicelib.models import items
-
     push_executor(api, token(users), "alice/exec", package(tmp_path))
     stream.run()
     # CodeBuild forgot the build (deleted): the version and its watch name an unknown id
     gone = aws_env["NSHUB_CODEBUILD_PROJECT"] + ":0000-gone"
     version_pk, version_sk = _version_key("exec", 1)
-    for key in ((version_pk, version_sk), (version_pk, k.head_sk("executor")),
-                k.build_watch_key(version_pk, version_sk)):
-        items()(*key).update(actions=[items().image_build_id.set(gone)])
+    for key in ((version_pk, version_sk), (version_pk, keys.head_sk("executor")),
+                keys.build_watch_key(version_pk, version_sk)):
+        set_attributes(aws_env, *key, image_build_id={"S": gone})
     assert run_reconciler(monkeypatch, hours_later=True)["stuck_builds"]["failed"] == 1
     assert info(api, users)["image_status"] == "failed"
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from chalicelib import keys
+from tests.backend import record
 from tests.executor_packages import executor_folder, package, pulled_zip
 from tests.helpers import put_parts, sha, start
 
@@ -50,20 +51,19 @@ def missing_message(api):
 # ---------------------------------------------------------------- import
 
 
-def test_import_makes_a_normal_executor_and_a_hashed_alias(api, users, imported, capsys):
-    from chalicelib.models import items
-
+def test_import_makes_a_normal_executor_and_a_hashed_alias(api, users, aws_env, imported,
+                                                          capsys):
     # The executor is alice/OldExec, a normal (private) executor of hers
     r = api.get("/v1/executors/alice/OldExec", token=token(users))
     assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["visibility"] == "private"
     with pulled_zip(r.json()) as zf:
         assert zf.read("config.yml") == (imported / "config.yml").read_bytes()
     # The alias holds the owner and a salted slow hash, never the secret
-    alias = items().get(keys.resource_pk(keys.LEGACY_NS, "OldExec"), keys.legacy_executor_sk())
+    alias = record(aws_env, keys.resource_pk(keys.LEGACY_NS, "OldExec"), keys.legacy_executor_sk())
     assert alias.owner == "alice"
     scheme, n, r_, p, salt, digest = alias.secret_hash.split("$")
     assert scheme == "scrypt" and int(n) >= 2**14 and salt and digest
-    assert SECRET not in json.dumps(alias.attribute_values, default=str)
+    assert SECRET not in json.dumps(vars(alias), default=str)
 
 
 def test_import_twice_is_harmless(api, users, imported, capsys):

@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from chalicelib import keys
 from devstack.bootstrap import TEMPLATE_PATH, load_template, one_resource, provision
 from devstack.pump import EventPump, FakeLambdaContext
 
@@ -326,9 +327,9 @@ def test_pump_delivers_stream_records_shaped_like_lambda(aws_env):
     pump = EventPump(aws_env, None, rec.stream)
     ddb = client(aws_env, "dynamodb")
     table = aws_env["NSHUB_TABLE"]
-    ddb.put_item(TableName=table, Item={"pk": {"S": "alice#x"}, "sk": {"S": "array#HEAD"},
-                                        "blob": {"B": b"\x00\x01"}, "n": {"N": "1"}})
-    ddb.delete_item(TableName=table, Key={"pk": {"S": "alice#x"}, "sk": {"S": "array#HEAD"}})
+    key = {"pk": {"S": keys.resource_pk("alice", "x")}, "sk": {"S": keys.head_sk("array")}}
+    ddb.put_item(TableName=table, Item={**key, "blob": {"B": b"\x00\x01"}, "n": {"N": "1"}})
+    ddb.delete_item(TableName=table, Key=key)
     pump.drain()
     # The first delivery raised: the same records came again (at-least-once).
     assert len(rec.events) == 2
@@ -339,7 +340,7 @@ def test_pump_delivers_stream_records_shaped_like_lambda(aws_env):
         assert r["eventSource"] == "aws:dynamodb"
         assert r["eventSourceARN"] == aws_env["NSHUB_TABLE_STREAM_ARN"]
         assert r["awsRegion"] == aws_env["AWS_REGION"]
-        assert r["dynamodb"]["Keys"] == {"pk": {"S": "alice#x"}, "sk": {"S": "array#HEAD"}}
+        assert r["dynamodb"]["Keys"] == key
         assert isinstance(r["dynamodb"]["ApproximateCreationDateTime"], int)
         assert r["dynamodb"]["SequenceNumber"]
     assert insert["dynamodb"]["NewImage"]["blob"] == {"B": "AAE="}  # base64, as in Lambda
@@ -355,6 +356,6 @@ def test_pump_follows_a_recreated_table(aws_env, moto_server):
     requests.post(f"{moto_server}/moto-api/reset", timeout=30).raise_for_status()
     env = provision(moto_server, stage="dev")
     client(env, "dynamodb").put_item(
-        TableName=env["NSHUB_TABLE"], Item={"pk": {"S": "a#b"}, "sk": {"S": "x"}})
+        TableName=env["NSHUB_TABLE"], Item={"pk": {"S": keys.resource_pk("a", "b")}, "sk": {"S": "x"}})
     assert pump.drain() == 1
     assert rec.records[0]["eventSourceARN"] == env["NSHUB_TABLE_STREAM_ARN"]
