@@ -324,7 +324,7 @@ def abort_upload(kind, ns, name, upload_id):
 
 
 # ---------------------------------------------------------------- Jina clients
-# The Hubble API subset of shared/HUBBLE.md (chalicelib/hubble.py): unmodified docarray,
+# The Hubble API subset of shared/HUBBLE.md (chalicelib/hubble/): unmodified docarray,
 # jina-hubble-sdk and jina clients, with JINA_HUBBLE_REGISTRY pointing here.
 
 HUBBLE_CONTENT_TYPES = ["application/json", "multipart/form-data",

@@ -1,0 +1,47 @@
+"""Old clients send an array's or executor's bytes in the request: capped
+(`NSHUB_HUBBLE_MAX_BODY_BYTES`, Lambda takes at most 6 MB), then pushed through the same
+upload flow as any client, the adapter PUTting them to the presigned URLs itself."""
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from typing import Callable
+
+from chalicelib.errors import TooLarge
+from chalicelib.hubble.envelope import RpcRequest
+
+
+def check_body_size(request: RpcRequest, what: str, nshub_command: str) -> None:
+    from chalicelib.config import get_settings
+
+    limit = get_settings().hubble_max_body_bytes
+    if len(request.body) > limit:
+        raise TooLarge(
+            f"{what} is {_mb(len(request.body))}, over the {_mb(limit)} that old Jina clients "
+            f"can send through the API: push it with `{nshub_command}` (presigned uploads, no "
+            "such limit), then pull it with your Jina client as usual"
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def push_bytes(start: Callable[[dict], dict], complete: Callable[[str, dict], dict],
+               data: bytes, body: dict) -> dict:
+    """One push through the same upload flow as any client: start, PUT the bytes to the
+    presigned URLs (here, server-side), complete."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    plan = start({**body, "size": len(data), "sha256": sha256})
+    if plan.get("unchanged"):
+        return plan
+    parts = []
+    for part in plan["parts"]:
+        offset = (part["part_number"] - 1) * plan["part_size"]
+        chunk = data[offset: offset + int(part["headers"]["Content-Length"])]
+        # urllib would label the body a form otherwise (and a form is not what was signed)
+        headers = {"Content-Type": "application/octet-stream", **part["headers"]}
+        put = urllib.request.Request(part["url"], data=chunk, method="PUT", headers=headers)
+        with urllib.request.urlopen(put, timeout=60) as resp:  # noqa: S310 - presigned
+            parts.append({"part_number": part["part_number"], "etag": resp.headers["ETag"]})
+    return complete(plan["upload_id"], {"parts": parts})
