@@ -34,7 +34,8 @@ def load_event(name: str) -> dict:
 
 def client(env, service: str):
     """A boto3 client of the test stack (`env`: aws_env, or os.environ after aws_env)."""
-    return boto3.client(service, region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"])
+    return boto3.client(service, region_name=env["AWS_REGION"],
+                        endpoint_url=env["AWS_ENDPOINT_URL"])
 
 
 class Recording:

@@ -350,3 +350,24 @@ def test_rpc_delete(api, arrays_seeded, who, target):
         assert "alice" not in r.json()["readableMessage"]
     still_there = api.get(f"/v1/arrays/alice/{target}", token=arrays_seeded["owner"]).status_code
     assert still_there == (404 if status == 204 else 200)
+
+
+@pytest.mark.parametrize("who,create,delete", [
+    ("owner", OK, OK), ("other", OK, NOT_FOUND), ("anonymous", UNAUTHENTICATED, UNAUTHENTICATED),
+    ("write token", NOT_ALLOWED, NOT_ALLOWED), ("read token", NOT_ALLOWED, NOT_ALLOWED)])
+def test_rpc_tokens_are_managed_by_a_sign_in_only(api, creds, who, create, delete):
+    """user.pat.*: an account's tokens, listed by any of its credentials; only a sign-in creates
+    or revokes them (a token never does), and another account finds none of alice's."""
+    r = rpc(api, "user.pat.create", creds[who], data={"name": "notebook"})
+    assert outcome(r) == create, r.text
+    listed = rpc(api, "user.pat.list", creds[who])
+    if who == "anonymous":
+        assert outcome(listed) == UNAUTHENTICATED
+    else:
+        names = {t["name"] for t in listed.json()["data"]["personal_access_tokens"]}
+        alices = {"matrix write", "matrix read"} | ({"notebook"} if create == OK else set())
+        assert names == ({"notebook"} if who == "other" else alices)
+    r = rpc(api, "user.pat.delete", creds[who], data={"name": "matrix read"})
+    assert outcome(r) == delete, r.text
+    left = rpc(api, "user.pat.list", creds["owner"]).json()["data"]["personal_access_tokens"]
+    assert ("matrix read" in {t["name"] for t in left}) == (delete != OK)
