@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 import yaml
@@ -16,13 +15,9 @@ import yaml
 from chalicelib import keys
 from devstack.bootstrap import TEMPLATE_PATH, load_template, one_resource, provision
 from devstack.pump import EventPump, FakeLambdaContext
+from tests.backend import client
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def client(env: dict, service: str):
-    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"],
-                        region_name=env["AWS_REGION"])
 
 
 def props(template: dict, type_name: str) -> dict:
