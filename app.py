@@ -1,6 +1,6 @@
 """nshub's Chalice app: routes and event handlers, thin. Parse, find the caller, call, serialize.
 
-Everything else lives in chalicelib/. Heavy modules (boto3, pynamodb) load on first use, so
+Everything else lives in chalicelib/. Heavy modules (boto3, the table's model) load on first use, so
 a cold start imports little.
 """
 from __future__ import annotations

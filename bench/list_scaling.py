@@ -20,9 +20,10 @@ PAGE = 50
 
 def _fill(ns: str, count: int) -> None:
     from chalicelib import keys
-    from chalicelib.models import items
+    from chalicelib.store import table
+    from chalicelib.store.records import Head
 
-    model = items()
+    model = table.items()
     stamp = "2024-01-01T00:00:00Z"
     with model.batch_write() as batch:
         for i in range(count):
@@ -32,12 +33,10 @@ def _fill(ns: str, count: int) -> None:
                        "blob_key": keys.blob_key("array", ns, name, "0" * 32),
                        "created_at": stamp, "metadata": None, "upload_id": "0" * 32,
                        "package": None}
-            batch.save(model(
-                keys.resource_pk(ns, name), keys.head_sk("array"), kind="array",
-                namespace=ns, name=name, visibility=visibility, generation="g" * 12,
-                counter=1, current=current, metadata={}, created_at=stamp, updated_at=stamp,
-                gsi1pk=keys.list_gsi_pk("array", ns), gsi1sk=keys.list_gsi_sk(visibility, name),
-            ))
+            head = Head(*Head.key("array", ns, name), kind="array", namespace=ns, name=name,
+                        generation="g" * 12, visibility=visibility, counter=1, current=current,
+                        metadata={}, created_at=stamp, updated_at=stamp)
+            batch.save(model(**head.attributes()))
 
 
 def _pages(ns: str, caller) -> list[tuple[int, int, int]]:

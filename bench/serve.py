@@ -78,7 +78,7 @@ def floor_handler_class():
 
     from chalicelib import blobs, keys
     from chalicelib.config import get_settings
-    from chalicelib.models import Item, items
+    from chalicelib.store import resources
 
     class FloorHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as chalice's handler
@@ -90,9 +90,8 @@ def floor_handler_class():
         def do_GET(self) -> None:  # noqa: N802
             parts = self.path.split("?", 1)[0].split("/")  # /v1/arrays/{ns}/{name}
             ns, name = unquote(parts[3]), unquote(parts[4])
-            try:
-                head = items().get(keys.resource_pk(ns, name), keys.head_sk("array"))
-            except Item.DoesNotExist:
+            head = resources.read_head(keys.resource_pk(ns, name), "array")
+            if head is None:
                 self._send(404, {"Code": "NotFound"})
                 return
             current = head.current

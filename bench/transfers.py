@@ -61,15 +61,14 @@ def _verification(stack: Stack, source, size: int, log) -> Figure:
     import time
 
     from chalicelib import integrity, keys
-    from chalicelib.models import items
+    from chalicelib.store import resources
 
     name = f"{PUSH_NAME}-verify"
     res = run_worker(stack.client_env(), "push-nshub", str(source), name)
     ns, short = name.split("/")
     with stack.apply():
-        model = items()
         pk = keys.resource_pk(ns, short)
-        head = model.get(pk, keys.head_sk("array"), consistent_read=True)
+        head = resources.read_head(pk, "array", consistent=True)
         sk = keys.version_sk("array", head.generation, int(res["version"]))
         start = time.perf_counter()
         state = integrity.verify_version(pk, sk)

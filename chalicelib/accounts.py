@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from chalicelib import keys
 from chalicelib.errors import Conflict, InvalidName, NshubError, Unauthorized
 from chalicelib.names import RESERVED_NAMESPACES, check_new_username, fold, is_namespace
+from chalicelib.store.records import NamespaceClaim
+from chalicelib.times import now_iso
 
 LIVE_CACHE_SECONDS = 30.0
 MAX_CACHED = 10_000
@@ -40,56 +40,27 @@ def _gone() -> Unauthorized:
     return Unauthorized("this account was deleted or disabled: sign in with a live account")
 
 
-@dataclass(frozen=True)
-class NamespaceClaim:
-    namespace: str
-    sub: str
-    claimed_at: str
-
-
 # ---------------------------------------------------------------- data access
 
 
-def _to_claim(item: Any) -> NamespaceClaim:
-    return NamespaceClaim(namespace=item.namespace, sub=item.account_sub,
-                          claimed_at=item.created_at or "")
-
-
 def get_claim(namespace: str, consistent: bool = False) -> NamespaceClaim | None:
-    from pynamodb.exceptions import DoesNotExist
+    from chalicelib.store import accounts as stored
 
-    from chalicelib.models import items
-
-    try:
-        item = items().get(keys.claim_pk(namespace), keys.CLAIM_SK, consistent_read=consistent)
-    except DoesNotExist:
-        return None
-    return _to_claim(item)
+    return stored.read_claim(namespace, consistent)
 
 
 def claim_namespace(namespace: str, sub: str) -> NamespaceClaim:
     """Claim `namespace` for the account `sub`, once (a conditional put). Returns the claim
     that holds afterwards: this one, or the one that was there first (then its `sub` differs)."""
-    import datetime as dt
+    from chalicelib.store import accounts as stored
 
-    from pynamodb.exceptions import PutError
-
-    from chalicelib.models import items
-
-    model = items()
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    item = model(keys.claim_pk(namespace), keys.CLAIM_SK, namespace=namespace,
-                 account_sub=sub, created_at=now)
-    try:
-        item.save(condition=model.pk.does_not_exist())
-    except PutError as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
-        existing = get_claim(namespace, consistent=True)
-        if existing is None:  # cannot happen: claims are never deleted
-            raise
-        return existing
-    return _to_claim(item)
+    claim = NamespaceClaim(namespace=namespace, sub=sub, claimed_at=now_iso())
+    if stored.put_claim(claim):
+        return claim
+    existing = stored.read_claim(namespace, consistent=True)
+    if existing is None:  # cannot happen: claims are never deleted
+        raise RuntimeError(f"the claim of '{namespace}' was refused but cannot be read")
+    return existing
 
 
 # ---------------------------------------------------------------- sign-up rules

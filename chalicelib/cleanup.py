@@ -32,7 +32,6 @@ reconciler) finishes the job.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
@@ -41,8 +40,11 @@ from urllib.parse import unquote_plus
 
 from chalicelib import blobs, keys
 from chalicelib.config import get_aws, get_settings
-from chalicelib.models import Item, items
 from chalicelib.observability import logger, metrics
+from chalicelib.store import reconciler
+from chalicelib.store import resources as stored
+from chalicelib.store.records import Head, Upload, Version
+from chalicelib.times import now_iso, parse
 
 CLAIMED = ("live", "pending")
 
@@ -61,30 +63,24 @@ class Claim:
 
     state: str
     since: float
-    upload: Item | None = None
+    upload: Upload | None = None
 
     @property
     def claimed(self) -> bool:
         return self.state in CLAIMED
 
 
-def _get(pk: str, sk: str) -> Item | None:
-    try:
-        return items().get(pk, sk, consistent_read=True)
-    except Item.DoesNotExist:
-        return None
-
-
-def _version_is_live(upload: Item) -> bool:
+def _version_is_live(upload: Upload) -> bool:
     """A completed upload's version is live while its generation's head and its version item
     both exist (a deleted head kills the generation; retention deletes version items)."""
-    kind = keys.parse_sk(upload.sk)["kind"]
+    kind = upload.kind
     if upload.generation is None or upload.version is None:
         return False
-    head = _get(upload.pk, keys.head_sk(kind))
+    head = stored.read_head(upload.pk, kind, consistent=True)
     if head is None or head.generation != upload.generation:
         return False
-    return _get(upload.pk, keys.version_sk(kind, upload.generation, int(upload.version))) is not None
+    return stored.read_version(upload.pk, keys.version_sk(kind, upload.generation, upload.version),
+                               consistent=True) is not None
 
 
 def judge(key: str, created: float, now: float | None = None) -> Claim:
@@ -93,7 +89,7 @@ def judge(key: str, created: float, now: float | None = None) -> Claim:
     ref = keys.parse_blob_key(key)
     if ref is None:
         return Claim("foreign", created)
-    upload = _get(ref.pk, ref.upload_sk)
+    upload = stored.read_upload(ref.pk, ref.upload_sk)
     if upload is None or upload.blob_key != key:
         return Claim("unclaimed", created, None)
     if upload.state == "pending":
@@ -118,34 +114,11 @@ def _count(name: str, value: float, unit: str = "Count") -> None:
         metrics.add_metric(name=name, unit=unit, value=value)
 
 
-def _delete_record(pk: str, sk: str, condition: Any = None) -> bool:
-    """Delete one item (on a condition); False when the condition no longer holds."""
-    from pynamodb.exceptions import DeleteError
-
-    try:
-        items()(pk, sk).delete(condition=condition)
-    except DeleteError as exc:
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _delete_upload_if(upload: Item, state: str) -> bool:
-    """Delete an upload record only while it is still in `state` (and, when completed, still
-    of the same generation): a record that changed meanwhile is someone else's business."""
-    model = items()
-    condition = model.state == state
-    if state == "completed":
-        condition &= model.generation == upload.generation
-    return _delete_record(upload.pk, upload.sk, condition)
-
-
-def _release_expired(upload: Item) -> bool:
+def _release_expired(upload: Upload) -> bool:
     """An expired pending upload: forget the record first (so a late complete fails its
     transaction instead of committing bytes we are deleting), then its multipart upload."""
-    if not _delete_upload_if(upload, "pending"):
-        fresh = _get(upload.pk, upload.sk)
+    if not stored.delete_upload_if(upload, "pending"):
+        fresh = stored.read_upload(upload.pk, upload.sk)
         if fresh is not None:
             return False  # completed meanwhile: its version keeps the bytes
     if upload.s3_upload_id:
@@ -167,14 +140,14 @@ def reclaim(key: str, claim: Claim, size: int | None = None) -> bool:
     return True
 
 
-def _drop_dead_records(upload: Item) -> None:
+def _drop_dead_records(upload: Upload) -> None:
     """The version item (if its generation is dead) and the upload record of a dead claim."""
-    kind = keys.parse_sk(upload.sk)["kind"]
-    head = _get(upload.pk, keys.head_sk(kind))
+    kind = upload.kind
+    head = stored.read_head(upload.pk, kind, consistent=True)
     if upload.generation and upload.version is not None and (
             head is None or head.generation != upload.generation):
-        _delete_record(upload.pk, keys.version_sk(kind, upload.generation, int(upload.version)))
-    _delete_upload_if(upload, "completed")
+        stored.delete_version(upload.pk, keys.version_sk(kind, upload.generation, upload.version))
+    stored.delete_upload_if(upload, "completed")
 
 
 # ---------------------------------------------------------------- S3 notifications
@@ -184,7 +157,7 @@ def _epoch(iso: str | None, default: float) -> float:
     if not iso:
         return default
     try:
-        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+        return parse(iso)
     except ValueError:
         return default
 
@@ -269,10 +242,11 @@ def handle_blob_events(records: Iterable[dict],
 # ---------------------------------------------------------------- the table stream
 
 
-def stream_image(record: dict, which: str) -> Item | None:
-    """The item a stream record carries (`OldImage` / `NewImage`), or None."""
+def stream_image(record: dict, which: str) -> Head | Version | Upload | None:
+    """The record a stream record carries (`OldImage` / `NewImage`), or None (none, or an
+    item that is no head, version or upload)."""
     raw = (record.get("dynamodb") or {}).get(which)
-    return items().from_raw_data(raw) if raw else None
+    return stored.from_stream_image(raw) if raw else None
 
 
 def handle_table_change(record: dict) -> str:
@@ -282,16 +256,15 @@ def handle_table_change(record: dict) -> str:
     item = new or old
     if item is None:
         return "ignored"
-    what = keys.parse_sk(item.sk)
-    if what["type"] == "head":
-        if event == "REMOVE" and old is not None and old.generation:
-            return drop_generation(old.pk, what["kind"], old.generation)
-        if event in ("INSERT", "MODIFY") and new is not None:
-            before = int(old.counter or 0) if old is not None else 0
-            if int(new.counter or 0) > before:  # a push: retention may apply
-                return apply_retention(new.pk, what["kind"], new.generation)
+    if isinstance(item, Head):
+        if event == "REMOVE" and isinstance(old, Head) and old.generation:
+            return drop_generation(old.pk, old.kind, old.generation)
+        if event in ("INSERT", "MODIFY") and isinstance(new, Head):
+            before = (old.counter or 0) if isinstance(old, Head) else 0
+            if (new.counter or 0) > before:  # a push: retention may apply
+                return apply_retention(new.pk, new.kind, new.generation)
         return "ignored"
-    if what["type"] == "upload" and event == "REMOVE" and old is not None and old.state == "pending":
+    if isinstance(old, Upload) and event == "REMOVE" and old.state == "pending":
         return release_pending_upload(old)
     return "ignored"
 
@@ -316,7 +289,7 @@ def handle_table_changes(records: Iterable[dict],
     return {"batchItemFailures": failures}
 
 
-def release_pending_upload(upload: Item) -> str:
+def release_pending_upload(upload: Upload) -> str:
     """A pending upload record went away (TTL expiry, abort, failed verification): abort its
     multipart upload and delete its bytes, unless a record claims the key again."""
     key = upload.blob_key
@@ -348,32 +321,29 @@ class _Version:
     blob_key: str | None = None
     upload_id: str | None = None
     has_item: bool = False
-    upload: Item | None = None
+    upload: Upload | None = None
     size: int = 0
 
 
 def _generation_versions(pk: str, kind: str, generation: str) -> dict[int, _Version]:
-    model = items()
     found: dict[int, _Version] = {}
-    for item in model.query(pk, model.sk.startswith(keys.version_prefix(kind, generation)),
-                            consistent_read=True):
-        v = found.setdefault(int(item.version), _Version(int(item.version)))
+    for item in stored.versions_of(pk, kind, generation):
+        v = found.setdefault(item.version, _Version(item.version))
         v.has_item, v.blob_key, v.upload_id = True, item.blob_key, item.upload_id
-        v.size = int(item.size or 0)
-    for upload in model.query(pk, model.sk.startswith(keys.upload_prefix(kind)),
-                              consistent_read=True):
+        v.size = item.size
+    for upload in stored.uploads_of(pk, kind):
         if upload.state != "completed" or upload.generation != generation:
             continue
-        v = found.setdefault(int(upload.version), _Version(int(upload.version)))
+        v = found.setdefault(upload.version, _Version(upload.version))
         v.upload, v.blob_key = upload, v.blob_key or upload.blob_key
-        v.upload_id, v.size = upload.upload_id, v.size or int(upload.size or 0)
+        v.upload_id, v.size = upload.upload_id, v.size or upload.size
     return found
 
 
 def _drop_version(pk: str, kind: str, generation: str, v: _Version) -> bool:
     """Version item, then bytes (unless a record claims them), then the upload record."""
     if v.has_item:
-        _delete_record(pk, keys.version_sk(kind, generation, v.number))
+        stored.delete_version(pk, keys.version_sk(kind, generation, v.number))
     deleted = False
     if v.blob_key and not judge(v.blob_key, time.time()).claimed:
         blobs.delete_object(v.blob_key)
@@ -381,16 +351,16 @@ def _drop_version(pk: str, kind: str, generation: str, v: _Version) -> bool:
         deleted = True
     upload = v.upload
     if upload is None and v.upload_id:
-        upload = _get(pk, keys.upload_sk(kind, v.upload_id))
+        upload = stored.read_upload(pk, keys.upload_sk(kind, v.upload_id))
     if upload is not None and upload.state == "completed" and upload.generation == generation:
-        _delete_upload_if(upload, "completed")
+        stored.delete_upload_if(upload, "completed")
     return deleted
 
 
 def drop_generation(pk: str, kind: str, generation: str) -> str:
     """A deleted head: every version of its generation goes, with its records and bytes. A
     re-push after the delete has a new generation and is not touched."""
-    head = _get(pk, keys.head_sk(kind))
+    head = stored.read_head(pk, kind, consistent=True)
     if head is not None and head.generation == generation:
         return "ignored"  # the head is alive (a stale or synthetic event)
     versions = _generation_versions(pk, kind, generation)
@@ -417,12 +387,12 @@ def apply_retention(pk: str, kind: str, generation: str | None) -> str:
     """Drop versions of the head's generation beyond the newest `retention`, keeping tagged
     and current versions. Reads the head fresh: tags and counter may have moved on."""
     retention = get_settings().retention
-    head = _get(pk, keys.head_sk(kind))
-    if head is None or head.generation != generation or int(head.counter or 0) <= retention:
+    head = stored.read_head(pk, kind, consistent=True)
+    if head is None or head.generation != generation or (head.counter or 0) <= retention:
         return "ignored"
     versions = _generation_versions(pk, kind, generation)
-    keep = {int(v) for v in (head.tags or {}).values()}
-    keep.add(int((head.current or {}).get("version") or head.counter))
+    keep = set(head.tags.values())
+    keep.add(head.latest_version or head.counter)
     expired = select_expired(versions, retention, keep)
     deleted = sum(_drop_version(pk, kind, generation, versions[n]) for n in expired)
     _count("BlobsDeleted", deleted)
@@ -480,7 +450,7 @@ def judge_multipart(key: str, s3_upload_id: str, initiated: float, now: float,
     ref = keys.parse_blob_key(key)
     if ref is None:
         return "foreign"
-    upload = _get(ref.pk, ref.upload_sk)
+    upload = stored.read_upload(ref.pk, ref.upload_sk)
     if upload is None:
         return "unclaimed"
     if upload.s3_upload_id is not None and upload.s3_upload_id != s3_upload_id:
@@ -513,20 +483,14 @@ class _Budget:
 
 def load_cursor() -> dict:
     """Where the last resumable run stopped ({} when it finished its pass)."""
-    found = _get(*keys.reconciler_cursor_key())
-    return dict(found.cursor or {}) if found is not None else {}
+    return reconciler.read_cursor()
 
 
 def _save_cursor(cursor: dict | None) -> None:
-    pk, sk = keys.reconciler_cursor_key()
     if cursor is None:
-        _delete_record(pk, sk)
+        reconciler.clear_cursor()
     else:
-        items()(pk, sk, cursor=cursor, updated_at=_now_iso()).save()
-
-
-def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reconciler.save_cursor(cursor, now_iso())
 
 
 def reconcile(dry_run: bool = False, time_budget_seconds: float | None = None,
@@ -597,9 +561,9 @@ def reconcile(dry_run: bool = False, time_budget_seconds: float | None = None,
                                                 "reason": reason})
                 if not dry_run:
                     if reason == "expired":
-                        upload = _get(*_upload_key(key))
+                        upload = stored.read_upload(*_upload_key(key))
                         if upload is not None and upload.state == "pending":
-                            _delete_upload_if(upload, "pending")
+                            stored.delete_upload_if(upload, "pending")
                     blobs.abort_multipart(key, upload_id)
                     report.aborted += 1
             if stopped_at:

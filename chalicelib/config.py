@@ -182,7 +182,7 @@ def reset() -> None:
     """Forget cached settings and clients (tests and the dev stack change the environment)."""
     get_settings.cache_clear()
     get_aws.cache_clear()
-    from chalicelib import models
+    from chalicelib.store import table
 
-    models.bind(None)
-    models._bound_to = None
+    table.bind(None)
+    table._bound_to = None

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -41,16 +40,21 @@ from chalicelib.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from chalicelib.models import Item, items
 from chalicelib.names import check_name, check_namespace
 from chalicelib.observability import logger
+from chalicelib.store import builds
+from chalicelib.store import legacy as aliases
+from chalicelib.store import resources as stored
+from chalicelib.store.builds import BUILDING, FAILED, READY, TERMINAL
+from chalicelib.store.records import BuildWatch, LegacyAlias, Upload, Version
+from chalicelib.times import now_iso, parse, utc_iso
 
 EXECUTOR = "executor"
 
 # ---------------------------------------------------------------- packages
 
 
-def check_package(fileobj: BinaryIO, upload: Item) -> dict:
+def check_package(fileobj: BinaryIO, upload: Upload) -> dict:
     """Validate an uploaded package (InvalidPackage, 400, refuses the version); return the
     summary stored with the version: jtype, name, manifest, files, unpacked_size,
     has_dockerfile, md5."""
@@ -71,8 +75,6 @@ def check_package(fileobj: BinaryIO, upload: Item) -> dict:
 
 # ---------------------------------------------------------------- image builds
 
-BUILDING, READY, FAILED = "building", "ready", "failed"
-TERMINAL = (READY, FAILED)
 BUILD_STATUSES = {
     "IN_PROGRESS": BUILDING,
     "SUCCEEDED": READY,
@@ -101,7 +103,7 @@ def forget_images(pk: str, versions: list[int] | None = None) -> int:
         if not versions:
             return 0
         result = ecr.batch_delete_image(repositoryName=repository, imageIds=[
-            {"imageTag": f"v{n}"} for n in versions])
+            {"imageTag": keys.image_tag(n)} for n in versions])
         return len(result.get("imageIds", []))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("RepositoryNotFoundException",
@@ -128,22 +130,22 @@ def start_image_build(version_image: dict) -> str | None:
     """Start the image build of one executor version, given its item as the stream's
     NewImage (DynamoDB JSON). Safe to run twice: the version is claimed with a conditional
     write first, so a redelivered record starts no second build."""
-    version = items().from_raw_data(version_image)
-    parsed = keys.parse_sk(version.sk)
-    generation, number = parsed["generation"], int(version.version)
-    head = _get(version.pk, keys.head_sk(EXECUTOR))
+    version = stored.from_stream_image(version_image)
+    assert isinstance(version, Version)
+    generation, number = version.generation, version.version
+    head = stored.read_head(version.pk, EXECUTOR, consistent=True)
     if head is None or head.generation != generation:
         logger.info("image build skipped: resource deleted", extra={"pk": version.pk, "sk": version.sk})
         return None
     repository = keys.image_repository(head.namespace, head.name)
     if not ECR_REPOSITORY_RE.match(repository):
-        _set_status(version.pk, version.sk, FAILED, None, None)
+        builds.set_status(version.pk, version.sk, FAILED, None, None)
         logger.warning("image build refused: name not valid for ECR", extra={"repository": repository})
         return None
-    if not _claim(version):
+    if not builds.claim(version):
         return None  # a build was already started for this version
     settings = get_settings()
-    tags = [f"v{number}"] + registry.tags_of(head, number)
+    tags = [keys.image_tag(number)] + registry.tags_of(head, number)
     try:
         _ensure_repository(repository)
         build = get_aws().client("codebuild").start_build(
@@ -156,7 +158,7 @@ def start_image_build(version_image: dict) -> str | None:
                     ("PACKAGE_BUCKET", settings.bucket_name),
                     ("PACKAGE_KEY", version.blob_key),
                     ("IMAGE_REPOSITORY", repository),
-                    ("IMAGE_TAG", f"v{number}"),
+                    ("IMAGE_TAG", keys.image_tag(number)),
                     ("IMAGE_TAGS", " ".join(tags)),
                     (ENV_VERSION_PK, version.pk),
                     (ENV_VERSION_SK, version.sk),
@@ -164,41 +166,14 @@ def start_image_build(version_image: dict) -> str | None:
             ],
         )["build"]
     except Exception:
-        _unclaim(version)  # whatever went wrong, the stream's retry starts it again
+        builds.unclaim(version)  # whatever went wrong, the stream's retry starts it again
         raise
     build_id = build["id"]
-    _set_status(version.pk, version.sk, BUILDING, build_id, None)
-    _watch_build(version.pk, version.sk, build_id)
+    builds.set_status(version.pk, version.sk, BUILDING, build_id, None)
+    builds.watch(BuildWatch(version.pk, version.sk, build_id, now_iso()))
     logger.info("image build started", extra={"build_id": build_id, "repository": repository,
                                               "tags": tags})
     return build_id
-
-
-def _claim(version: Item) -> bool:
-    from pynamodb.exceptions import UpdateError
-
-    model = items()
-    try:
-        version.update(actions=[model.image_status.set(BUILDING)],
-                       condition=model.pk.exists() & model.image_status.does_not_exist())
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _unclaim(version: Item) -> None:
-    from pynamodb.exceptions import UpdateError
-
-    model = items()
-    try:
-        version.update(actions=[model.image_status.remove()],
-                       condition=(model.image_status == BUILDING)
-                       & model.image_build_id.does_not_exist())
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
 
 
 def _ensure_repository(repository: str) -> None:
@@ -212,44 +187,6 @@ def _ensure_repository(repository: str) -> None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "RepositoryAlreadyExistsException":
             raise
-
-
-def _set_status(pk: str, sk: str, status: str, build_id: str | None,
-                log_url: str | None) -> bool:
-    """Move one version's image status forward, on the version item and, when it is the
-    latest, on the head. Never out of a terminal status, never from another build's event.
-    Returns whether the version item changed."""
-    from pynamodb.exceptions import UpdateError
-
-    model = items()
-    actions = [model.image_status.set(status)]
-    if build_id is not None:
-        actions.append(model.image_build_id.set(build_id))
-    if log_url:
-        actions.append(model.image_log_url.set(log_url))
-    forward = model.image_status.does_not_exist() | ~model.image_status.is_in(*TERMINAL)
-    if status in TERMINAL and build_id is None:  # refused before any build: only from pending
-        forward = model.image_status.does_not_exist()
-    same_build = model.image_build_id.does_not_exist()
-    if build_id is not None:
-        same_build = same_build | (model.image_build_id == build_id)
-    parsed = keys.parse_sk(sk)
-    number = int(parsed["version"])
-    changed = True
-    try:
-        model(pk, sk).update(actions, condition=model.pk.exists() & forward & same_build)
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        changed = False
-    try:  # the head mirrors the latest version's status
-        model(pk, keys.head_sk(EXECUTOR)).update(
-            actions, condition=(model.counter == number)
-            & (model.generation == parsed["generation"]) & forward & same_build)
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-    return changed
 
 
 def record_build_state(event: dict) -> str | None:
@@ -277,10 +214,10 @@ def record_build_state(event: dict) -> str | None:
         return None
     build_id = _build_id(detail.get("build-id") or "")
     log_url = (extra.get("logs") or {}).get("deep-link")
-    if not _set_status(pk, sk, status, build_id, log_url):
+    if not builds.set_status(pk, sk, status, build_id, log_url):
         return None
     if status in TERMINAL:
-        _unwatch_build(pk, sk)
+        builds.unwatch(pk, sk)
     logger.info("image build state", extra={"build_id": build_id, "status": status})
     return status
 
@@ -292,45 +229,31 @@ def record_build_state(event: dict) -> str | None:
 # is recorded; the hourly reconciler asks CodeBuild about the ones older than a build can
 # run, and records what it answers (or fails a build CodeBuild does not know).
 
-def _watch_build(pk: str, sk: str, build_id: str) -> None:
-    watch_pk, watch_sk = keys.build_watch_key(pk, sk)
-    items()(watch_pk, watch_sk, image_build_id=build_id, created_at=registry.now_iso()).save()
-
-
-def _unwatch_build(pk: str, sk: str) -> None:
-    items()(*keys.build_watch_key(pk, sk)).delete()
-
-
 def settle_stuck_builds(now: float | None = None) -> dict[str, int]:
     """Record the outcome of builds started more than `stuck_build_seconds` ago whose state
     change never arrived: what CodeBuild says, or `failed` when it does not know the build
     (the owner pushes again to rebuild). Returns counts by what was recorded."""
-    import time
-
     now = time.time() if now is None else now
-    model = items()
-    pk = keys.build_watch_key("", "")[0]
-    stuck = [w for w in model.query(pk, consistent_read=True)
-             if now - dt.datetime.fromisoformat(w.created_at.replace("Z", "+00:00"))
-             .timestamp() >= get_settings().stuck_build_seconds]
+    stuck = [w for w in builds.watched()
+             if now - parse(w.created_at) >= get_settings().stuck_build_seconds]
     counts = {"checked": len(stuck), "ready": 0, "failed": 0, "still_running": 0}
     for start in range(0, len(stuck), 100):  # BatchGetBuilds takes 100 ids
         batch = stuck[start:start + 100]
         found = {b["id"]: b for b in get_aws().client("codebuild").batch_get_builds(
-            ids=[w.image_build_id for w in batch])["builds"]}
+            ids=[w.build_id for w in batch])["builds"]}
         for watch in batch:
-            version_pk, version_sk = keys.parse_build_watch_sk(watch.sk)
-            build = found.get(watch.image_build_id)
+            build = found.get(watch.build_id)
             status = FAILED if build is None else BUILD_STATUSES.get(build["buildStatus"])
             if status not in TERMINAL:
                 counts["still_running"] += 1
                 continue
             log_url = ((build or {}).get("logs") or {}).get("deepLink")
-            _set_status(version_pk, version_sk, status, watch.image_build_id, log_url)
-            watch.delete()
+            builds.set_status(watch.version_pk, watch.version_sk, status, watch.build_id,
+                              log_url)
+            builds.unwatch(watch.version_pk, watch.version_sk)
             counts[status] += 1
             logger.warning("image build settled by the reconciler", extra={
-                "build_id": watch.image_build_id, "status": status,
+                "build_id": watch.build_id, "status": status,
                 "known_to_codebuild": build is not None})
     return counts
 
@@ -395,23 +318,16 @@ def _credentials_for(info: dict, who: str) -> dict[str, Any]:
     ).client("ecr", endpoint_url=settings.endpoint_url)
     auth = ecr.get_authorization_token()["authorizationData"][0]
     username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
-    # A token made with temporary credentials lasts no longer than they do (15 minutes).
-    expires = _utc(creds["Expiration"])
     registry_host = settings.ecr_registry or auth["proxyEndpoint"].split("://", 1)[-1]
     return {
         "registry": registry_host,
         "username": username,
         "password": password,
-        "expires_at": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        # a token made with temporary credentials lasts no longer than they do (15 minutes)
+        "expires_at": utc_iso(creds["Expiration"]),
         "image": info["image"],
         "repository": repository,
     }
-
-
-def _utc(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
 
 
 # ---------------------------------------------------------------- legacy executors
@@ -456,23 +372,12 @@ def legacy_not_found(name: str) -> NotFound:
     return registry.not_found(EXECUTOR, None, name)
 
 
-def _get(pk: str, sk: str) -> Item | None:
-    try:
-        return items().get(pk, sk, consistent_read=True)
-    except Item.DoesNotExist:
-        return None
-
-
-def _alias(name: str) -> Item | None:
-    return _get(keys.resource_pk(keys.LEGACY_NS, name), keys.legacy_executor_sk())
-
-
-def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tuple[Item, Caller | None]:
+def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tuple[LegacyAlias, Caller | None]:
     """The alias and who the request acts as: the owner with a right secret, else the caller.
     A wrong secret is 404, exactly like a missing executor."""
     check_name(name)
     if secret is None:
-        alias = _alias(name)
+        alias = aliases.read_alias(name)
         if alias is None:
             raise legacy_not_found(name)
         return alias, caller
@@ -480,7 +385,7 @@ def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tupl
         raise legacy_not_found(name)
     now = time.time()
     window = int(now // SECRET_FAILURE_WINDOW_SECONDS)
-    alias, current, previous = _alias_and_failures(name, window)
+    alias, current, previous = aliases.alias_and_failures(name, window)
     if current + previous >= SECRET_FAILURE_LIMIT:
         # counted over two windows, so a guesser gains nothing at a window's edge; the
         # limit lifts when the windows that hold enough failures have passed
@@ -495,27 +400,11 @@ def _legacy_caller(caller: Caller | None, name: str, secret: str | None) -> tupl
     return alias, Caller(username=alias.owner, via="legacy-secret")
 
 
-def _alias_and_failures(name: str, window: int) -> tuple[Item | None, int, int]:
-    """The alias of `name` and the wrong secrets sent for it in `window` and the window
-    before: one BatchGetItem."""
-    pk = keys.resource_pk(keys.LEGACY_NS, name)
-    counters = [keys.secret_failures_sk(window), keys.secret_failures_sk(window - 1)]
-    wanted = [(pk, keys.legacy_executor_sk())] + [(pk, sk) for sk in counters]
-    found = {item.sk: item for item in items().batch_get(wanted, consistent_read=True)}
-    current, previous = (int(found[sk].failures or 0) if sk in found else 0 for sk in counters)
-    return found.get(keys.legacy_executor_sk()), current, previous
-
-
 def _count_failure(name: str, window: int) -> None:
     """One more wrong secret for `name` in `window` (an atomic ADD; the item expires with
     the next window). Racing requests may each pass the limit check before they count: the
     overshoot is bounded by the requests in flight."""
-    model = items()
-    counter = model(keys.resource_pk(keys.LEGACY_NS, name), keys.secret_failures_sk(window))
-    counter.update(actions=[
-        model.failures.add(1),
-        model.expires_at.set((window + 2) * SECRET_FAILURE_WINDOW_SECONDS),
-    ])
+    aliases.count_failure(name, window, expires_at=(window + 2) * SECRET_FAILURE_WINDOW_SECONDS)
 
 
 def _as_legacy(call, name: str, ns: str, real_name: str):
@@ -547,7 +436,7 @@ def legacy_pull_credentials(caller: Caller | None, name: str, secret: str | None
     return _credentials_for(info, acting.username if acting else "anonymous")
 
 
-def _legacy_pusher(caller: Caller | None, name: str, secret: str | None) -> Item:
+def _legacy_pusher(caller: Caller | None, name: str, secret: str | None) -> LegacyAlias:
     """The alias, when the request may push: a right secret, or the owner's token.
     Anonymous without a secret 401; another user 403 for a public executor, 404 otherwise."""
     if secret is None and caller is None:
@@ -604,34 +493,26 @@ def import_legacy_executor(name: str, owner: str, secret: str, package: Path,
     check_namespace(owner)
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_CHARS:
         raise InvalidRequest(f"the secret must be 1-{MAX_SECRET_CHARS} characters")
-    alias = _alias(name)
+    alias = aliases.read_alias(name)
     _check_existing_alias(alias, name, owner, secret)
 
     size, sha256 = blobs.file_digest(package)
-    head = _get(keys.resource_pk(owner, name), keys.head_sk(EXECUTOR))
-    if head is not None and (head.current or {}).get("sha256") == sha256:
-        pushed, version = False, int(head.counter)
+    head = stored.read_head(keys.resource_pk(owner, name), EXECUTOR, consistent=True)
+    if head is not None and head.current.get("sha256") == sha256:
+        pushed, version = False, head.counter
     else:
         pushed, version = True, _push_file(owner, name, package, size, sha256, public)
 
     created = False
     if alias is None:
-        model = items()
-        item = model(keys.resource_pk(keys.LEGACY_NS, name), keys.legacy_executor_sk(),
-                     kind=EXECUTOR, name=name, namespace=owner, owner=owner,
-                     secret_hash=hash_secret(secret), created_at=registry.now_iso())
-        from pynamodb.exceptions import PutError
-
-        try:
-            item.save(model.pk.does_not_exist())
-            created = True
-        except PutError:
-            _check_existing_alias(_alias(name), name, owner, secret)  # imported concurrently
+        created = aliases.put_alias(LegacyAlias.new(name, owner, hash_secret(secret), now_iso()))
+        if not created:  # imported concurrently
+            _check_existing_alias(aliases.read_alias(name), name, owner, secret)
     return {"name": name, "full_name": f"{owner}/{name}", "version": version, "pushed": pushed,
             "alias_created": created, "sha256": sha256, "size": size}
 
 
-def _check_existing_alias(alias: Item | None, name: str, owner: str, secret: str) -> None:
+def _check_existing_alias(alias: LegacyAlias | None, name: str, owner: str, secret: str) -> None:
     if alias is None:
         return
     if alias.owner != owner:

@@ -23,28 +23,22 @@ the other's result.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
 
 from chalicelib import blobs, keys
 from chalicelib.config import get_aws, get_settings
-from chalicelib.models import Item, items
 from chalicelib.observability import logger, metrics
+from chalicelib.store import resources as stored
+from chalicelib.store.records import ConditionFailed, Head, Version
+from chalicelib.times import parse
 
 VERIFY_EVENT = "nshub:VerifyVersion"
 HEAD_ATTEMPTS = 8
 # The slowest rate a verification is planned with: a message is left for a later delivery
 # when the function's remaining time could not hash the object at this rate.
 PLANNED_BYTES_PER_SECOND = 64 * 1024 * 1024
-
-
-def _get(pk: str, sk: str) -> Item | None:
-    try:
-        return items().get(pk, sk, consistent_read=True)
-    except Item.DoesNotExist:
-        return None
 
 
 # ---------------------------------------------------------------- requesting
@@ -71,12 +65,12 @@ def handle_stream_record(record: dict) -> str | None:
     raw = (record.get("dynamodb") or {}).get("NewImage")
     if not raw:
         return None
-    item = items().from_raw_data(raw)
-    if keys.parse_sk(item.sk)["type"] != "version" or item.integrity != "pending":
+    version = stored.from_stream_image(raw)
+    if not isinstance(version, Version) or version.integrity != "pending":
         return None
     get_aws().client("sqs").send_message(
         QueueUrl=get_settings().events_queue_url,
-        MessageBody=verification_request(item.pk, item.sk, int(item.size or 0)))
+        MessageBody=verification_request(version.pk, version.sk, version.size))
     return "requested"
 
 
@@ -93,47 +87,32 @@ def affordable(size: int, remaining_seconds: float | None) -> bool:
 def verify_version(pk: str, sk: str) -> str:
     """Hash the version's stored object and record the outcome. Returns the version's state
     (`verified`, `quarantined`), or `gone` when the version no longer exists."""
-    item = _get(pk, sk)
-    if item is None:
+    version = stored.read_version(pk, sk, consistent=True)
+    if version is None:
         return "gone"
-    if item.integrity == "pending":
+    if version.integrity == "pending":
         started = time.monotonic()
-        digest = blobs.digest_object(item.blob_key)
+        digest = blobs.digest_object(version.blob_key)
         if digest is None:
             return "gone"  # dropped meanwhile (delete, retention): nothing left to judge
-        reason = _mismatch(item, digest)
-        item = _record_outcome(item, reason)
-        _report(item, time.monotonic() - started)
-    _sync_head(item)
-    return item.integrity or "verified"
+        # once: a second delivery finds it done
+        version = stored.record_integrity(version, _mismatch(version, digest))
+        _report(version, time.monotonic() - started)
+    _sync_head(version)
+    return version.integrity or "verified"
 
 
-def _mismatch(item: Item, digest: blobs.Digest) -> str | None:
-    if digest.size != int(item.size):
-        return f"S3 holds {digest.size} bytes, the push declared {int(item.size)}"
-    if digest.sha256 != item.sha256:
-        return (f"the stored bytes have sha256 {digest.sha256}, the push declared {item.sha256}:"
-                f" push the file again")
+def _mismatch(version: Version, digest: blobs.Digest) -> str | None:
+    if digest.size != version.size:
+        return f"S3 holds {digest.size} bytes, the push declared {version.size}"
+    if digest.sha256 != version.sha256:
+        return (f"the stored bytes have sha256 {digest.sha256}, the push declared "
+                f"{version.sha256}: push the file again")
     return None
 
 
-def _record_outcome(item: Item, reason: str | None) -> Item:
-    """Move the version item out of `pending` (once: a second delivery finds it done)."""
-    from pynamodb.exceptions import UpdateError
-
-    model = items()
-    actions = [model.integrity.set("verified")] if reason is None else [
-        model.integrity.set("quarantined"), model.integrity_reason.set(reason)]
-    try:
-        item.update(actions, condition=model.integrity == "pending")
-    except UpdateError:
-        fresh = _get(item.pk, item.sk)
-        return fresh if fresh is not None else item
-    return item
-
-
-def _report(item: Item, seconds: float) -> None:
-    where = {"pk": item.pk, "version": int(item.version), "size": int(item.size)}
+def _report(item: Version, seconds: float) -> None:
+    where = {"pk": item.pk, "version": item.version, "size": item.size}
     if item.integrity == "quarantined":
         metrics.add_metric(name="VersionsQuarantined", unit="Count", value=1)
         logger.error("version quarantined: its bytes are not the declared ones",
@@ -149,8 +128,7 @@ def _report(item: Item, seconds: float) -> None:
 
 def _seconds_since(iso: str | None) -> float | None:
     try:
-        return max(0.0, time.time() - dt.datetime.fromisoformat(
-            str(iso).replace("Z", "+00:00")).timestamp())
+        return max(0.0, time.time() - parse(str(iso)))
     except ValueError:
         return None
 
@@ -158,54 +136,37 @@ def _seconds_since(iso: str | None) -> float | None:
 # ---------------------------------------------------------------- the head follows
 
 
-def _sync_head(item: Item) -> None:
+def _sync_head(version: Version) -> None:
     """Bring the head's copy of the latest version in line with the version's state: a
     verified latest says so; a quarantined latest gives way to the newest version that is not
     quarantined (or, when there is none, stays as the owner's record of what went wrong)."""
-    from pynamodb.exceptions import UpdateError
-
-    kind = keys.parse_sk(item.sk)["kind"]
-    generation, version = keys.parse_sk(item.sk)["generation"], int(item.version)
-    model = items()
+    kind, generation = version.kind, version.generation
     for _ in range(HEAD_ATTEMPTS):
-        head = _get(item.pk, keys.head_sk(kind))
+        head = stored.read_head(version.pk, kind, consistent=True)
         if head is None or head.generation != generation:
             return
-        current = dict(head.current or {})
-        if current.get("version") != version or current.get("integrity") == item.integrity:
+        current = dict(head.current)
+        if current.get("version") != version.version or \
+                current.get("integrity") == version.integrity:
             return  # latest is another version, or already says what we know
-        actions: list[Any]
-        if item.integrity == "quarantined":
-            actions = _moving_back(item, kind, generation, current)
+        if version.integrity == "quarantined":
+            changes = _moving_back(version, head)
         else:
-            actions = [model.current.set({**current, "integrity": item.integrity})]
+            changes = {"current": {**current, "integrity": version.integrity}}
         try:
-            head.update(actions, condition=(model.generation == generation)
-                        & (model.current == head.current))
+            stored.update_head(head, changes, unchanged=("generation", "current"))
             return
-        except UpdateError:
+        except ConditionFailed:
             continue  # a commit or another verification changed the head: look again
-    raise RuntimeError(f"the head of {item.pk} kept changing: retried later")
+    raise RuntimeError(f"the head of {version.pk} kept changing: retried later")
 
 
-def _moving_back(item: Item, kind: str, generation: str, current: dict) -> list[Any]:
-    from chalicelib.registry import _version_record
-
-    model = items()
-    good = _newest_good(item.pk, kind, generation)
+def _moving_back(version: Version, head: Head) -> dict[str, Any]:
+    good = next((v for v in stored.versions_of(version.pk, version.kind, version.generation,
+                                               newest_first=True)
+                 if v.integrity != "quarantined"), None)
     if good is None:
-        return [model.current.set({**current, "integrity": "quarantined",
-                                   "integrity_reason": item.integrity_reason}),
-                model.current_size.remove(), model.current_sha256.remove()]
-    record = _version_record(good)
-    return [model.current.set(record), model.current_size.set(record["size"]),
-            model.current_sha256.set(record["sha256"])]
-
-
-def _newest_good(pk: str, kind: str, generation: str) -> Item | None:
-    model = items()
-    for version in model.query(pk, model.sk.startswith(keys.version_prefix(kind, generation)),
-                               scan_index_forward=False, consistent_read=True):
-        if version.integrity != "quarantined":
-            return version
-    return None
+        return {"current": {**head.current, "integrity": "quarantined",
+                            "integrity_reason": version.integrity_reason},
+                "current_size": None, "current_sha256": None}
+    return {"current": good.summary(), "current_size": good.size, "current_sha256": good.sha256}

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ARRAY, EXECUTOR = "array", "executor"  # the kinds of resource
 LEGACY_NS = "legacy"
 HEAD = "HEAD"
 BLOB_PREFIX = "blobs/"
@@ -147,6 +148,11 @@ def list_gsi_sk(visibility: str, name: str) -> str:
     return f"{visibility}#{name.lower()}"
 
 
+def list_gsi_visibility_prefix(visibility: str) -> str:
+    """What every gsi1sk of a head with `visibility` starts with."""
+    return list_gsi_sk(visibility, "")
+
+
 def reconciler_cursor_key() -> tuple[str, str]:
     return "RECONCILER", "CURSOR"
 
@@ -163,6 +169,10 @@ def parse_build_watch_sk(sk: str) -> tuple[str, str]:
 
 def image_repository(ns: str, name: str) -> str:
     return f"nshub/{ns}/{name.lower()}"
+
+
+def image_tag(version: int) -> str:
+    return f"v{version}"
 
 
 def blob_key(kind: str, ns: str, name: str, upload_id: str) -> str:

@@ -6,6 +6,7 @@ name, and can be pulled but never updated. Operators bring them in with
 """
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from chalicelib import blobs, keys, registry
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, LegacyReadOnly
-from chalicelib.models import items
 from chalicelib.names import check_name, check_namespace
+from chalicelib.store import resources as stored
+from chalicelib.store.records import ConditionFailed, Upload, UploadNotPending, Version
+from chalicelib.times import now_iso
 
 ARRAY = "array"
 
@@ -32,50 +35,38 @@ def refuse_array_push(name: str) -> None:
 
 
 def import_array(name: str, owner: str, path: Path, public: bool = False) -> dict[str, Any]:
-    """Register a pre-namespace array under its bare name. Running it twice is harmless."""
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
-
+    """Register a pre-namespace array under its bare name, committed like any push (an upload
+    record first, then the bytes, then the version with its head in one transaction).
+    Running it twice is harmless."""
     check_name(name)
     check_namespace(owner)
     size, sha256 = blobs.file_digest(path)
-    ns, pk = keys.LEGACY_NS, keys.resource_pk(keys.LEGACY_NS, name)
-    model = items()
-    try:
-        head = model.get(pk, keys.head_sk(ARRAY), consistent_read=True)
-    except model.DoesNotExist:
-        head = None
+    ns = keys.LEGACY_NS
+    head = stored.read_head(keys.resource_pk(ns, name), ARRAY, consistent=True)
     if head is not None:
-        if head.current and head.current.get("sha256") == sha256 and head.owner == owner:
+        if head.current.get("sha256") == sha256 and head.owner == owner:
             return {"imported": False, "name": name, "sha256": sha256, "size": size}
         raise Conflict(f"legacy array '{name}' already exists with other content or owner")
 
     # A fresh key per import: a re-import after a delete never shares bytes with the old
-    # generation's cleanup (a crash before the records are written leaves an orphan that
-    # the reconciler removes).
+    # generation's cleanup; the record comes first, so bytes of a crashed import are claimed
+    # by a pending upload that expires like any other.
+    settings = get_settings()
     upload_id = uuid.uuid4().hex
-    blob_key = keys.blob_key(ARRAY, ns, name, upload_id)
-    get_aws().s3.upload_file(str(path), get_settings().bucket_name, blob_key)
-    stamp = registry.now_iso()
-    generation = uuid.uuid4().hex[:12]
-    visibility = "public" if public else "private"
-    record = {"version": 1, "size": size, "sha256": sha256, "blob_key": blob_key,
-              "created_at": stamp, "metadata": {}, "upload_id": upload_id, "package": None}
-    common = dict(kind=ARRAY, namespace=ns, name=name, owner=owner, created_at=stamp)
-    new_head = model(pk, keys.head_sk(ARRAY), **common, updated_at=stamp, visibility=visibility,
-                     generation=generation, counter=1, current=record, metadata={}, legacy=1,
-                     gsi1pk=keys.list_gsi_pk(ARRAY, ns),
-                     gsi1sk=keys.list_gsi_sk(visibility, name))
-    version = model(pk, keys.version_sk(ARRAY, generation, 1), **common, version=1, size=size,
-                    sha256=sha256, blob_key=blob_key, metadata={}, upload_id=upload_id)
-    upload = model(pk, keys.upload_sk(ARRAY, upload_id), **common, upload_id=upload_id,
-                   size=size, sha256=sha256, blob_key=blob_key, state="completed", version=1,
-                   generation=generation, part_count=1, part_size=size)
+    stamp = now_iso()
+    request = {"visibility": "public" if public else "private", "metadata": {}}
+    upload = Upload.new(ARRAY, ns, name, upload_id, owner=owner, size=size, sha256=sha256,
+                        blob_key=keys.blob_key(ARRAY, ns, name, upload_id), part_size=size,
+                        part_count=1, request=request, created_at=stamp,
+                        expires_at=int(time.time()) + settings.upload_ttl_seconds)
+    stored.put_upload(upload)
+    get_aws().s3.upload_file(str(path), settings.bucket_name, upload.blob_key)
+    version = Version.new(ARRAY, ns, name, registry.new_generation(), 1, size=size,
+                          sha256=sha256, blob_key=upload.blob_key, created_at=stamp,
+                          metadata={}, upload_id=upload_id)
+    new_head = registry.next_head(None, version, upload, stamp, legacy=True)
     try:
-        with TransactWrite(connection=model._get_connection().connection) as tx:
-            tx.save(new_head, condition=model.pk.does_not_exist())
-            tx.save(version, condition=model.pk.does_not_exist())
-            tx.save(upload)
-    except TransactWriteError:
+        stored.commit_version(None, new_head, version, upload, {})
+    except (ConditionFailed, UploadNotPending):
         raise Conflict(f"legacy array '{name}' was imported concurrently: run again") from None
     return {"imported": True, "name": name, "sha256": sha256, "size": size}

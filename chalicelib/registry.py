@@ -21,12 +21,12 @@ NSHUB_MAX_EXECUTOR_BYTES, 100 MiB) and must be validated before they are visible
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import random
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib import blobs, keys
@@ -44,8 +44,10 @@ from chalicelib.errors import (
     TooLarge,
     Unauthorized,
 )
-from chalicelib.models import Item, items
 from chalicelib.names import check_name, check_namespace, check_tag
+from chalicelib.store import resources as stored
+from chalicelib.store.records import ConditionFailed, Head, Upload, UploadNotPending, Version
+from chalicelib.times import from_now_iso, iso, now_iso
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_METADATA_BYTES = 16 * 1024
@@ -62,7 +64,7 @@ COMMIT_BACKOFF_SECONDS = 0.02
 COMMIT_BACKOFF_MAX_SECONDS = 0.5
 
 
-def _version_check(kind: str) -> Callable[[Any, Item], dict | None] | None:
+def _version_check(kind: str) -> Callable[[Any, Upload], dict | None] | None:
     """Extra work a kind does on verified bytes before its version becomes visible: an
     executor's package is validated; what the check returns is stored with the version."""
     if kind == "executor":
@@ -70,10 +72,6 @@ def _version_check(kind: str) -> Callable[[Any, Item], dict | None] | None:
 
         return check_package
     return None
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- access
@@ -94,11 +92,11 @@ def require_owner_namespace(caller: Caller | None, ns: str) -> Caller:
     return caller
 
 
-def owner_of(head: Item) -> str:
+def owner_of(head: Head) -> str:
     return head.owner or head.namespace or ""
 
 
-def can_read(caller: Caller | None, head: Item) -> bool:
+def can_read(caller: Caller | None, head: Head) -> bool:
     return head.visibility == "public" or (caller is not None and caller.namespace == owner_of(head))
 
 
@@ -107,9 +105,9 @@ def not_found(kind: str, ns: str | None, name: str) -> NotFound:
     return NotFound(f"{kind} '{full}' does not exist or is private: check the name and your login")
 
 
-def _readable_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
+def _readable_head(caller: Caller | None, kind: str, ns: str, name: str) -> Head:
     check_namespace(ns)
-    head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+    head = stored.read_head(keys.resource_pk(ns, name), kind)
     if head is None or not can_read(caller, head):
         raise not_found(kind, ns, name)
     return head
@@ -121,7 +119,7 @@ def legacy_read_only(name: str) -> LegacyReadOnly:
     )
 
 
-def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
+def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Head:
     """The head a caller may change: 401 anonymous, 403 a read-only token, 409 legacy
     (read-only for everyone, and whether it exists is not told), 404 invisible, 403 visible
     but not theirs (the message never names the owner)."""
@@ -133,13 +131,6 @@ def _owned_head(caller: Caller | None, kind: str, ns: str, name: str) -> Item:
         raise Forbidden(f"this {kind} is not yours: you can only change {kind}s in your own "
                         f"namespace '{caller.namespace}'")
     return head
-
-
-def _get(pk: str, sk: str, consistent: bool = False) -> Item | None:
-    try:
-        return items().get(pk, sk, consistent_read=consistent)
-    except Item.DoesNotExist:
-        return None
 
 
 # ---------------------------------------------------------------- input
@@ -175,22 +166,21 @@ def _check_tags(value: Any, field: str) -> list[str]:
     return tags
 
 
-def stored_tags(head: Item) -> dict[str, int]:
+def stored_tags(head: Head) -> dict[str, int]:
     """A head's tags -> versions, without `latest` (which is never stored any more)."""
-    return {t: int(v) for t, v in (head.tags or {}).items() if t != LATEST}
+    return {t: v for t, v in head.tags.items() if t != LATEST}
 
 
-def protected_tags_of(head: Item) -> set[str]:
-    return set(head.protected_tags or ()) - {LATEST}
+def protected_tags_of(head: Head) -> set[str]:
+    return head.protected_tags - {LATEST}
 
 
-def newest_version(head: Item) -> int | None:
+def newest_version(head: Head) -> int | None:
     """The version `latest` names: the head's current one."""
-    version = (head.current or {}).get("version")
-    return int(version) if version is not None else None
+    return head.latest_version
 
 
-def tags_of(head: Item, version: int) -> list[str]:
+def tags_of(head: Head, version: int) -> list[str]:
     """The tags that name `version`, `latest` included when it is the newest."""
     tags = {t for t, v in stored_tags(head).items() if v == version}
     if version == newest_version(head):
@@ -207,7 +197,7 @@ def _check_int(value: Any, field: str, minimum: int = 0) -> int:
 # ---------------------------------------------------------------- serialization
 
 
-def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]:
+def _info(kind: str, head: Head, current: dict, metadata: Any) -> dict[str, Any]:
     legacy = bool(head.legacy)
     ns = owner_of(head) if legacy else head.namespace
     info = {
@@ -237,14 +227,14 @@ def _info(kind: str, head: Item, current: dict, metadata: Any) -> dict[str, Any]
     return info
 
 
-def _image_ref(head: Item, current: dict) -> str | None:
+def _image_ref(head: Head, current: dict) -> str | None:
     registry = get_settings().ecr_registry
     if not registry:
         return None
     return f"{registry}/{keys.image_repository(head.namespace, head.name)}:v{current['version']}"
 
 
-def _image_status(head: Item, current: dict) -> str:
+def _image_status(head: Head, current: dict) -> str:
     """The version item's build status; the head's copy for the latest version (the head's
     `current` is a JSON copy made at commit, the build status arrives later)."""
     status = current.get("image_status")
@@ -253,21 +243,9 @@ def _image_status(head: Item, current: dict) -> str:
     return status or "pending"
 
 
-def _version_record(item: Item) -> dict[str, Any]:
-    return {
-        "version": int(item.version), "size": int(item.size), "sha256": item.sha256,
-        "blob_key": item.blob_key, "created_at": item.created_at, "metadata": item.metadata,
-        "upload_id": item.upload_id, "package": item.package,
-        "image_status": item.image_status, "integrity": item.integrity,
-        "integrity_reason": item.integrity_reason,
-    }
-
-
 def _with_download(info: dict, blob_key: str) -> dict:
-    settings = get_settings()
     info["download_url"] = blobs.presign_get(blob_key)
-    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=settings.url_expires_seconds)
-    info["download_expires_at"] = expires.isoformat(timespec="seconds").replace("+00:00", "Z")
+    info["download_expires_at"] = from_now_iso(get_settings().url_expires_seconds)
     return info
 
 
@@ -280,17 +258,18 @@ def get_resource(
 ) -> dict[str, Any]:
     check_name(name)
     head = _readable_head(caller, kind, ns, name)
-    current = dict(head.current or {})
+    current = dict(head.current)
     metadata = head.metadata
     if tag is not None and check_tag(tag) != LATEST:  # `latest` is the head's current version
         version = stored_tags(head).get(tag)
         if version is None:
             raise NotFound(f"{kind} '{ns}/{name}' has no tag '{tag}': see `nshub hub info`")
     if version is not None and version != current.get("version"):
-        item = _get(keys.resource_pk(ns, name), keys.version_sk(kind, head.generation, version))
-        if item is None:
+        found = stored.read_version(keys.resource_pk(ns, name),
+                                    keys.version_sk(kind, head.generation, version))
+        if found is None:
             raise NotFound(f"{kind} '{ns}/{name}' has no version {version}: see its versions")
-        current, metadata = _version_record(item), item.metadata
+        current, metadata = found.summary(), found.metadata
     quarantined = current.get("integrity") == "quarantined"
     if quarantined and not _is_owner(caller, head):
         if version is None:
@@ -302,7 +281,7 @@ def get_resource(
     return _with_download(info, current["blob_key"]) if download else info
 
 
-def _is_owner(caller: Caller | None, head: Item) -> bool:
+def _is_owner(caller: Caller | None, head: Head) -> bool:
     return caller is not None and caller.namespace == owner_of(head)
 
 
@@ -354,17 +333,13 @@ def list_resources(caller: Caller | None, kind: str, ns: str, limit: Any = None,
     gsi_pk = keys.list_gsi_pk(kind, ns)
     lek = _decode_cursor(cursor, scope, {"pk": None, "sk": None, "gsi1pk": gsi_pk,
                                          "gsi1sk": None})
-    if lek and not owner and not lek["gsi1sk"]["S"].startswith("public#"):
+    if lek and not owner and \
+            not lek["gsi1sk"]["S"].startswith(keys.list_gsi_visibility_prefix("public")):
         raise InvalidRequest("the cursor is not valid for this listing: start again without it")
-    model = items()
-    condition = None if owner else model.gsi1sk.startswith("public#")
-    result = model.list_index.query(
-        gsi_pk, condition, limit=_limit(limit),
-        page_size=_limit(limit), last_evaluated_key=lek,
-    )
-    found = [_info(kind, head, head.current, head.metadata) for head in result
-             if owner or (head.current or {}).get("integrity") != "quarantined"]
-    return {"items": found, "next_cursor": _encode_cursor(result.last_evaluated_key, scope)}
+    page = stored.list_heads(kind, ns, not owner, _limit(limit), lek)
+    found = [_info(kind, head, head.current, head.metadata) for head in page.records
+             if owner or head.current.get("integrity") != "quarantined"]
+    return {"items": found, "next_cursor": _encode_cursor(page.last_key, scope)}
 
 
 def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: Any = None,
@@ -374,21 +349,17 @@ def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: A
     prefix = keys.version_prefix(kind, head.generation)
     scope = f"{prefix}{ns}#{name.lower()}"
     lek = _decode_cursor(cursor, scope, {"pk": keys.resource_pk(ns, name), "sk": None})
-    model = items()
-    result = model.query(
-        keys.resource_pk(ns, name), model.sk.startswith(prefix), scan_index_forward=False,
-        limit=_limit(limit), page_size=_limit(limit), last_evaluated_key=lek,
-    )
+    page = stored.list_versions(keys.resource_pk(ns, name), kind, head.generation,
+                                _limit(limit), lek)
     found = []
     owner = _is_owner(caller, head)
-    for item in result:
-        if item.integrity == "quarantined" and not owner:
+    for version in page.records:
+        if version.integrity == "quarantined" and not owner:
             continue
-        record = _version_record(item)
-        info = _info(kind, head, record, item.metadata)
-        info["created_at"] = item.created_at
+        info = _info(kind, head, version.summary(), version.metadata)
+        info["created_at"] = version.created_at
         found.append(info)
-    return {"items": found, "next_cursor": _encode_cursor(result.last_evaluated_key, scope)}
+    return {"items": found, "next_cursor": _encode_cursor(page.last_key, scope)}
 
 
 # ---------------------------------------------------------------- uploads
@@ -421,7 +392,7 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         request["tags"] = _check_tags(body.get("tags"), "tags")
         request["protected_tags"] = _check_tags(body.get("protected_tags"), "protected_tags")
         request["tags"] = sorted(set(request["tags"]) | set(request["protected_tags"]))
-        head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
+        head = stored.read_head(keys.resource_pk(ns, name), kind)
         if head is not None and _same_bytes(head, size, sha256):
             return _keep_unchanged(kind, ns, name, head, request)
         if head is not None:
@@ -442,18 +413,15 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
     upload_id = uuid.uuid4().hex
     key = keys.blob_key(kind, ns, name, upload_id)
     expires_at = int(time.time()) + settings.upload_ttl_seconds
-    model = items()
     # The record comes first: no object or multipart upload at this key ever exists without
     # a record that claims it, so cleanup cannot mistake a starting upload for an orphan.
-    upload = model(
-        keys.resource_pk(ns, name), keys.upload_sk(kind, upload_id),
-        kind=kind, namespace=ns, name=name, owner=owner_ns or ns, upload_id=upload_id,
-        size=size, sha256=sha256, blob_key=key, part_size=part_size, part_count=count,
-        state="pending", request=request, part_sha256=part_sha256, created_at=now_iso(),
-        expires_at=expires_at,
+    upload = Upload.new(
+        kind, ns, name, upload_id, owner=owner_ns or ns, size=size, sha256=sha256,
+        blob_key=key, part_size=part_size, part_count=count, request=request,
+        part_sha256=part_sha256, created_at=now_iso(), expires_at=expires_at,
     )
     if kind == "executor":
-        upload.save(model.pk.does_not_exist())
+        stored.put_upload(upload)
     else:
         unchanged = _save_unless_unchanged(upload, kind, ns, name, request)
         if unchanged is not None:
@@ -463,10 +431,9 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
     else:
         try:
             s3_upload_id = blobs.start_multipart(key, part_checksums=part_sha256 is not None)
-            upload.update([model.s3_upload_id.set(s3_upload_id)],
-                          condition=model.state == "pending")
+            stored.set_multipart_id(upload, s3_upload_id)
         except Exception:
-            upload.delete()
+            stored.delete_upload(upload)
             raise
         first = list(range(1, min(count, blobs.PART_URL_BATCH) + 1))
         parts = blobs.presign_part_urls(key, s3_upload_id, size, part_size, first,
@@ -475,76 +442,54 @@ def start_upload(caller: Caller | None, kind: str, ns: str, name: str, body: dic
         "upload_id": upload_id,
         "part_size": part_size,
         "parts_total": count,
-        "expires_at": _iso(expires_at),
-        "urls_expire_at": _iso(int(time.time()) + settings.url_expires_seconds),
+        "expires_at": iso(expires_at),
+        "urls_expire_at": iso(int(time.time()) + settings.url_expires_seconds),
         "parts": parts,
     }
 
 
-def _same_bytes(head: Item, size: int, sha256: str) -> bool:
-    return head.current_sha256 == sha256 and head.current_size is not None \
-        and int(head.current_size) == size
+def _same_bytes(head: Head, size: int, sha256: str) -> bool:
+    return head.current_sha256 == sha256 and head.current_size == size
 
 
-def _save_unless_unchanged(upload: Item, kind: str, ns: str, name: str,
+def _save_unless_unchanged(upload: Upload, kind: str, ns: str, name: str,
                            request: dict) -> dict | None:
     """Save a new upload record, in one transaction with a check that the head's newest
     version does not already hold these bytes (one call either way). Returns the unchanged
     answer instead when it does."""
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
-
-    model = items()
-    pk, size, sha256 = keys.resource_pk(ns, name), int(upload.size), upload.sha256
     for _ in range(COMMIT_ATTEMPTS):
-        try:
-            with TransactWrite(connection=model._get_connection().connection) as tx:
-                tx.condition_check(model, pk, keys.head_sk(kind), condition=(
-                    model.current_sha256.does_not_exist() | (model.current_sha256 != sha256)
-                    | (model.current_size != size)))
-                tx.save(upload, condition=model.pk.does_not_exist())
+        if stored.put_upload_unless_current(upload):
             return None
-        except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-            if not reasons or reasons[0] != "ConditionalCheckFailed":
-                if "TransactionConflict" in reasons:
-                    continue
-                raise
-        head = _get(pk, keys.head_sk(kind), consistent=True)
-        if head is not None and _same_bytes(head, size, sha256):
+        head = stored.read_head(upload.pk, kind, consistent=True)
+        if head is not None and _same_bytes(head, upload.size, upload.sha256):
             return _keep_unchanged(kind, ns, name, head, request)
     raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
 
 
-def _keep_unchanged(kind: str, ns: str, name: str, head: Item, request: dict) -> dict:
+def _keep_unchanged(kind: str, ns: str, name: str, head: Head, request: dict) -> dict:
     """A re-push of the newest version's bytes: nothing is uploaded and no version is made.
     What the push asked for besides bytes (visibility, metadata, an executor's new tags)
     applies to that version, as a PATCH would."""
-    from pynamodb.exceptions import UpdateError
-
-    model = items()
-    current = dict(head.current or {})
-    actions = []
+    current = dict(head.current)
+    changes: dict[str, Any] = {}
     if request.get("visibility") and request["visibility"] != head.visibility:
-        actions += [model.visibility.set(request["visibility"]),
-                    model.gsi1sk.set(keys.list_gsi_sk(request["visibility"], head.name))]
+        changes["visibility"] = request["visibility"]
     if request.get("metadata") is not None and request["metadata"] != head.metadata:
-        actions.append(model.metadata.set(request["metadata"]))
+        changes["metadata"] = request["metadata"]
     if kind == "executor":
         moving = [t for t in request.get("tags", []) if stored_tags(head).get(t) != current["version"]]
         _refuse_protected_moves(head, moving, ns, name)
         tags = {**stored_tags(head), **{t: current["version"] for t in moving}}
-        protected = set(head.protected_tags or ()) | set(request.get("protected_tags", []))
+        protected = head.protected_tags | set(request.get("protected_tags", []))
         if moving:
-            actions.append(model.tags.set(tags))
-        if protected != set(head.protected_tags or ()):
-            actions.append(model.protected_tags.set(protected))
-    if actions:
-        actions.append(model.updated_at.set(now_iso()))
+            changes["tags"] = tags
+        if protected != head.protected_tags:
+            changes["protected_tags"] = protected
+    if changes:
+        changes["updated_at"] = now_iso()
         try:
-            head.update(actions, condition=(model.counter == head.counter)
-                        & (model.generation == head.generation))
-        except UpdateError:
+            head = stored.update_head(head, changes, unchanged=("counter", "generation"))
+        except ConditionFailed:
             raise Conflict(f"'{ns}/{name}' changed while you pushed: push again") from None
     return {**_info(kind, head, current, head.metadata), "unchanged": True}
 
@@ -559,7 +504,7 @@ def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, uplo
     _, upload = _head_and_upload(owner_ns or ns, kind, ns, name, upload_id)
     if upload.state != "pending":
         raise Conflict("this upload is already complete: nothing left to upload")
-    count = int(upload.part_count)
+    count = upload.part_count
     numbers = body.get("part_numbers")
     if numbers is None:
         numbers = list(range(1, min(count, blobs.PART_URL_BATCH) + 1))
@@ -569,14 +514,14 @@ def refresh_part_urls(caller: Caller | None, kind: str, ns: str, name: str, uplo
     if len(set(numbers)) > blobs.PART_URL_BATCH:
         raise InvalidRequest(f"ask for at most {blobs.PART_URL_BATCH} part URLs at a time")
     if upload.s3_upload_id:
-        parts = blobs.presign_part_urls(upload.blob_key, upload.s3_upload_id, int(upload.size),
-                                        int(upload.part_size), sorted(set(numbers)),
+        parts = blobs.presign_part_urls(upload.blob_key, upload.s3_upload_id, upload.size,
+                                        upload.part_size, sorted(set(numbers)),
                                         part_sha256=upload.part_sha256)
     else:
-        parts = [blobs.presign_single_put(upload.blob_key, int(upload.size), upload.sha256)]
+        parts = [blobs.presign_single_put(upload.blob_key, upload.size, upload.sha256)]
     expires = int(time.time()) + get_settings().url_expires_seconds
     return {"upload_id": upload_id, "parts": parts, "parts_total": count,
-            "urls_expire_at": _iso(expires)}
+            "urls_expire_at": iso(expires)}
 
 
 def _check_part_sha256(value: Any, count: int) -> list[str] | None:
@@ -589,11 +534,7 @@ def _check_part_sha256(value: Any, count: int) -> list[str] | None:
     return [v.lower() for v in value]
 
 
-def _iso(epoch: int) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _refuse_protected_moves(head: Item, tags: list[str], ns: str, name: str) -> None:
+def _refuse_protected_moves(head: Head, tags: list[str], ns: str, name: str) -> None:
     protected = protected_tags_of(head)
     for tag in tags:
         if tag in protected and stored_tags(head).get(tag) is not None:
@@ -603,21 +544,18 @@ def _refuse_protected_moves(head: Item, tags: list[str], ns: str, name: str) -> 
 
 
 def _head_and_upload(caller_ns: str, kind: str, ns: str, name: str,
-                     upload_id: str) -> tuple[Item | None, Item]:
+                     upload_id: str) -> tuple[Head | None, Upload]:
     """The resource head (None before the first version) and a caller's live upload, in one
     consistent BatchGetItem."""
     unknown = NotFound("unknown upload id: start a new upload")
     if not re.fullmatch(r"[0-9a-f]{32}", upload_id or ""):
         raise unknown
-    pk = keys.resource_pk(ns, name)
-    wanted = [(pk, keys.head_sk(kind)), (pk, keys.upload_sk(kind, upload_id))]
-    found = {item.sk: item for item in items().batch_get(wanted, consistent_read=True)}
-    upload = found.get(keys.upload_sk(kind, upload_id))
+    head, upload = stored.head_and_upload(keys.resource_pk(ns, name), kind, upload_id)
     if upload is None or upload.owner != caller_ns:
         raise unknown
     if upload.state == "pending" and (upload.expires_at or 0) < time.time():
         raise NotFound("this upload has expired: start a new upload")
-    return found.get(keys.head_sk(kind)), upload
+    return head, upload
 
 
 def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id: str,
@@ -631,15 +569,11 @@ def abort_upload(caller: Caller | None, kind: str, ns: str, name: str, upload_id
     _discard_upload(upload)
 
 
-def _discard_upload(upload: Item) -> None:
+def _discard_upload(upload: Upload) -> None:
     """Forget a pending upload and its bytes: nothing of it stays claimed. The record goes
     first, on the condition that it is still pending: a complete that committed meanwhile
     keeps its bytes."""
-    from pynamodb.exceptions import DeleteError
-
-    try:
-        upload.delete(items().state == "pending")
-    except DeleteError:
+    if not stored.delete_upload_if(upload, "pending"):
         return  # completed meanwhile: the version owns the bytes now
     if upload.s3_upload_id:
         blobs.abort_multipart(upload.blob_key, upload.s3_upload_id)
@@ -654,7 +588,7 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
     head, upload = _head_and_upload(owner_ns or ns, kind, ns, name, upload_id)
     if upload.state == "completed":
         return _completed_info(kind, ns, name, upload)
-    parts = _check_parts(body, int(upload.part_count))
+    parts = _check_parts(body, upload.part_count)
     _check_stored(upload, parts)
     check = _version_check(kind)
     if check is None:  # the whole-object sha256 is checked on the event path
@@ -678,7 +612,7 @@ def complete_upload(caller: Caller | None, kind: str, ns: str, name: str, upload
     return _commit_version(kind, ns, name, upload, extra, head, integrity="verified")
 
 
-def _check_stored(upload: Item, parts: list[dict]) -> None:
+def _check_stored(upload: Upload, parts: list[dict]) -> None:
     """What S3 stored, checked without reading it: a single object's length and SHA-256 (one
     HEAD); a multipart object's composite checksum, which S3 computes from the checksums of
     the parts it holds (each checked against its body and signed length at upload), against
@@ -705,7 +639,7 @@ def _check_stored(upload: Item, parts: list[dict]) -> None:
                                     "push again"))
 
 
-def _refuse_unless(upload: Item, ok: bool, error: Exception) -> None:
+def _refuse_unless(upload: Upload, ok: bool, error: Exception) -> None:
     if not ok:
         _discard_upload(upload)
         raise error
@@ -728,73 +662,48 @@ def _check_parts(body: dict, expected: int) -> list[dict]:
     return sorted(out, key=lambda p: p["part_number"])
 
 
-def _completed_info(kind: str, ns: str, name: str, upload: Item) -> dict[str, Any]:
-    head = _get(keys.resource_pk(ns, name), keys.head_sk(kind))
-    item = None
+def _completed_info(kind: str, ns: str, name: str, upload: Upload) -> dict[str, Any]:
+    head = stored.read_head(upload.pk, kind)
+    version = None
     if head is not None and head.generation == upload.generation:
-        item = _get(keys.resource_pk(ns, name), keys.version_sk(kind, upload.generation,
-                                                                 int(upload.version)))
-    if head is None or item is None:
+        version = stored.read_version(upload.pk, keys.version_sk(kind, upload.generation,
+                                                                  int(upload.version)))
+    if head is None or version is None:
         raise NotFound("this upload's version no longer exists: push again")
-    return _info(kind, head, _version_record(item), item.metadata)
+    return _info(kind, head, version.summary(), version.metadata)
 
 
-def _commit_version(kind: str, ns: str, name: str, upload: Item, extra: dict | None,
-                    head: Item | None, integrity: str) -> dict:
+def _commit_version(kind: str, ns: str, name: str, upload: Upload, extra: dict | None,
+                    head: Head | None, integrity: str) -> dict:
     """Commit with optimistic concurrency: the first attempt uses the head read with the
     upload; a failed condition (another push, a delete) reads it again."""
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
-
-    model = items()
-    pk = keys.resource_pk(ns, name)
-    request = upload.request or {}
+    request = upload.request
     for attempt in range(COMMIT_ATTEMPTS):
         if attempt:
             _pause_before_retry(attempt)
-            head = _get(pk, keys.head_sk(kind), consistent=True)
+            head = stored.read_head(upload.pk, kind, consistent=True)
         if head is not None and kind == "executor":
             _refuse_protected_moves(head, request.get("tags", []), ns, name)
         stamp = now_iso()
-        generation = head.generation if head is not None else uuid.uuid4().hex[:12]
-        version = (int(head.counter) if head is not None else 0) + 1
-        record = {
-            "version": version, "size": int(upload.size), "sha256": upload.sha256,
-            "blob_key": upload.blob_key, "created_at": stamp, "metadata": request.get("metadata"),
-            "upload_id": upload.upload_id, "package": extra, "integrity": integrity,
-        }
-        new_head = _next_head(kind, ns, name, head, generation, record, request, upload, stamp)
-        version_item = model(
-            pk, keys.version_sk(kind, generation, version), kind=kind, namespace=ns, name=name,
-            version=version, size=record["size"], sha256=record["sha256"],
-            blob_key=record["blob_key"], created_at=stamp, metadata=record["metadata"],
-            upload_id=upload.upload_id, package=extra, integrity=integrity,
+        generation = head.generation if head is not None else new_generation()
+        version = Version.new(
+            kind, ns, name, generation, (head.counter or 0) + 1 if head is not None else 1,
+            size=upload.size, sha256=upload.sha256, blob_key=upload.blob_key, created_at=stamp,
+            metadata=request.get("metadata"), upload_id=upload.upload_id, package=extra,
+            integrity=integrity,
         )
-        head_condition = (model.pk.does_not_exist() if head is None else
-                          (model.counter == head.counter) & (model.generation == generation))
+        new_head = next_head(head, version, upload, stamp)
         try:
-            with TransactWrite(connection=model._get_connection().connection) as tx:
-                if head is None:
-                    tx.save(new_head, condition=head_condition)
-                else:  # only what the push changes: a PATCH made meanwhile is kept
-                    tx.update(head, actions=_head_changes(new_head, request),
-                              condition=head_condition)
-                tx.save(version_item, condition=model.pk.does_not_exist())
-                tx.update(upload, actions=[
-                    model.state.set("completed"), model.version.set(version),
-                    model.generation.set(generation), model.expires_at.remove(),
-                ], condition=model.state == "pending")
-        except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-            if len(reasons) >= 3 and reasons[2] == "ConditionalCheckFailed":
-                fresh = _get(pk, upload.sk, consistent=True)
-                if fresh is not None and fresh.state == "completed":
-                    return _completed_info(kind, ns, name, fresh)
-                raise NotFound("this upload was aborted or expired: start a new upload") from None
-            if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
-                continue  # another push or a delete got there first: read again and retry
-            raise
-        return _info(kind, new_head, record, new_head.metadata)
+            stored.commit_version(head, new_head, version, upload,
+                                  _head_changes(new_head, request))
+        except UploadNotPending:
+            fresh = stored.read_upload(upload.pk, upload.sk)
+            if fresh is not None and fresh.state == "completed":
+                return _completed_info(kind, ns, name, fresh)
+            raise NotFound("this upload was aborted or expired: start a new upload") from None
+        except ConditionFailed:
+            continue  # another push or a delete got there first: read again and retry
+        return _info(kind, new_head, new_head.current, new_head.metadata)
     raise Conflict(f"too many pushes to '{ns}/{name}' at once: try again")
 
 
@@ -804,62 +713,53 @@ def _pause_before_retry(attempt: int) -> None:
     time.sleep(random.uniform(0, bound))  # noqa: S311 - jitter, not a secret
 
 
-def _head_changes(new_head: Item, request: dict) -> list:
-    model = items()
-    actions = [model.counter.set(new_head.counter), model.current.set(new_head.current),
-               model.current_size.set(new_head.current_size),
-               model.current_sha256.set(new_head.current_sha256),
-               model.updated_at.set(new_head.updated_at)]
+def new_generation() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _head_changes(new_head: Head, request: dict) -> dict[str, Any]:
+    """What a later push writes to the head: only what the push changes, so a change made
+    meanwhile (a PATCH) is kept."""
+    changes: dict[str, Any] = {
+        "counter": new_head.counter, "current": new_head.current,
+        "current_size": new_head.current_size, "current_sha256": new_head.current_sha256,
+        "updated_at": new_head.updated_at}
     if request.get("visibility"):
-        actions += [model.visibility.set(new_head.visibility), model.gsi1sk.set(new_head.gsi1sk)]
+        changes["visibility"] = new_head.visibility
     if request.get("metadata") is not None:
-        actions.append(model.metadata.set(new_head.metadata))
+        changes["metadata"] = new_head.metadata
     if new_head.kind == "executor":
-        actions += [model.tags.set(new_head.tags), model.image_status.remove(),
-                    model.image_build_id.remove(), model.image_log_url.remove()]
+        changes.update(tags=new_head.tags, image_status=None, image_build_id=None,
+                       image_log_url=None)
         if new_head.protected_tags:
-            actions.append(model.protected_tags.set(new_head.protected_tags))
-    return actions
+            changes["protected_tags"] = new_head.protected_tags
+    return changes
 
 
-def _next_head(kind: str, ns: str, name: str, head: Item | None, generation: str,
-               record: dict, request: dict, upload: Item, stamp: str) -> Item:
-    model = items()
+def next_head(head: Head | None, version: Version, upload: Upload, stamp: str,
+              legacy: bool = False) -> Head:
+    """The head once `upload` is committed as `version`: the first push's (head None) or a
+    later one's, with what the push asked for (visibility, metadata, tags)."""
+    kind, ns, request = version.kind, version.namespace, upload.request
     visibility = request.get("visibility") or (head.visibility if head else "private")
     metadata = request.get("metadata")
     if metadata is None:
         metadata = head.metadata if head is not None else {}
-    tags = stored_tags(head) if head is not None else {}  # an old `latest` entry goes
-    protected = protected_tags_of(head) if head is not None else set()
-    for tag in request.get("tags", []):
-        tags[tag] = record["version"]
-    protected |= set(request.get("protected_tags", []))
-    copy_from = head.attribute_values if head is not None else {}
-    new = model(pk=keys.resource_pk(ns, name), sk=keys.head_sk(kind))
-    for attr, value in copy_from.items():
-        if attr not in ("pk", "sk"):
-            setattr(new, attr, value)
-    new.kind = kind
-    new.namespace = ns
-    new.name = head.name if head is not None else upload.name  # the first spelling
-    new.owner = upload.owner if upload.owner != ns else (head.owner if head else None)
-    new.generation = generation
-    new.created_at = head.created_at if head is not None else stamp
-    new.updated_at = stamp
-    new.visibility = visibility
-    new.gsi1pk = keys.list_gsi_pk(kind, ns)
-    new.gsi1sk = keys.list_gsi_sk(visibility, new.name)
-    new.counter = record["version"]
-    new.current = record
-    new.current_size = record["size"]
-    new.current_sha256 = record["sha256"]
-    new.metadata = metadata
+    if head is None:
+        head = Head(version.pk, keys.head_sk(kind), kind, ns, upload.name, version.generation,
+                    created_at=stamp, legacy=legacy)  # the first spelling stays
+    new = replace(
+        head, visibility=visibility, metadata=metadata, updated_at=stamp,
+        owner=upload.owner if upload.owner != ns else head.owner, counter=version.version,
+        current=version.summary(), current_size=version.size, current_sha256=version.sha256,
+    )
     if kind == "executor":
+        tags = stored_tags(head)  # an old `latest` entry goes
+        for tag in request.get("tags", []):
+            tags[tag] = version.version
         new.tags = tags
-        new.protected_tags = protected or None
-        new.image_status = None  # the new version's image is not built yet
-        new.image_build_id = None
-        new.image_log_url = None
+        new.protected_tags = protected_tags_of(head) | set(request.get("protected_tags", []))
+        new.image_status = new.image_build_id = new.image_log_url = None  # not built yet
     return new
 
 
@@ -876,18 +776,14 @@ def update_resource(caller: Caller | None, kind: str, ns: str, name: str, body: 
     if visibility is None and metadata is None:
         raise InvalidRequest("nothing to change: send visibility and/or metadata")
     head = _owned_head(caller, kind, ns, name)
-    model = items()
-    actions = [model.updated_at.set(now_iso())]
+    changes: dict[str, Any] = {"updated_at": now_iso()}
     if visibility is not None:
-        actions += [model.visibility.set(visibility),
-                    model.gsi1sk.set(keys.list_gsi_sk(visibility, head.name))]
+        changes["visibility"] = visibility
     if metadata is not None:
-        actions.append(model.metadata.set(metadata))
-    from pynamodb.exceptions import UpdateError
-
+        changes["metadata"] = metadata
     try:
-        head.update(actions, condition=model.generation == head.generation)
-    except UpdateError:
+        head = stored.update_head(head, changes)
+    except ConditionFailed:
         raise not_found(kind, ns, name) from None
     return _info(kind, head, head.current, head.metadata)
 
@@ -896,9 +792,5 @@ def delete_resource(caller: Caller | None, kind: str, ns: str, name: str) -> Non
     """Delete the head now; its versions and bytes go asynchronously (the table stream)."""
     check_name(name)
     head = _owned_head(caller, kind, ns, name)
-    from pynamodb.exceptions import DeleteError
-
-    try:
-        head.delete(items().generation == head.generation)
-    except DeleteError:
-        raise not_found(kind, ns, name) from None
+    if not stored.delete_head(head):
+        raise not_found(kind, ns, name)

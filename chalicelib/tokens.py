@@ -1,7 +1,7 @@
 """Personal access tokens: create, list, revoke, and check one on a request.
 
 A token is `nshub_` + 40 random base62 characters, shown once at creation and stored only as
-its SHA-256 (chalicelib/tokenstore.py). It acts as its account with its scopes: `read`, or
+its SHA-256 (chalicelib/store/tokens.py). It acts as its account with its scopes: `read`, or
 `read` and `write`. Tokens never create or revoke tokens.
 
 Checking a token costs one GetItem, plus the liveness of its account (chalicelib/accounts.py:
@@ -13,7 +13,6 @@ its cached entry is CACHE_SECONDS old: that is the bound across containers.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import secrets
@@ -22,10 +21,11 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-from chalicelib import tokenstore
 from chalicelib.auth import Caller
 from chalicelib.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
-from chalicelib.tokenstore import IndexChanged, Token
+from chalicelib.store import tokens as stored
+from chalicelib.store.records import Token
+from chalicelib.times import iso
 
 PREFIX = "nshub_"
 SECRET_CHARS = 40
@@ -80,10 +80,6 @@ def looks_like_token(value: str) -> bool:
 def new_token_id() -> str:
     """Sortable by creation (microseconds of the real clock, then randomness)."""
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(5)}"
-
-
-def iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- the lookup cache
@@ -156,7 +152,7 @@ def authenticate(secret: str) -> Caller:
     at = now()
     token = cache.get(secret_hash)
     if token is None:
-        token = tokenstore.find_token(secret_hash)
+        token = stored.find_token(secret_hash)
         if token is None:
             raise Unauthorized("this token is unknown (mistyped, or deleted long ago): "
                                "create one with `nshub token create`")
@@ -192,7 +188,7 @@ def _note_use(token: Token, at: float, cache: TokenCache) -> None:
         return
     from dataclasses import replace
 
-    tokenstore.record_use(token.secret_hash, int(at), LAST_USED_EVERY_SECONDS)
+    stored.record_use(token.secret_hash, int(at), LAST_USED_EVERY_SECONDS)
     # Written now, or by someone else within the hour: either way not again this hour.
     cache.replace(replace(token, last_used_at=int(at)))
 
@@ -262,7 +258,7 @@ def create_token(caller: Caller | None, body: dict) -> dict[str, Any]:
     secret = new_secret()
     for _ in range(INDEX_ATTEMPTS):
         at = int(now())
-        index = tokenstore.read_index(caller.username)
+        index = stored.read_index(caller.username)
         live = index.live(at)
         if len(live) >= MAX_LIVE_TOKENS:
             raise Conflict(f"you have {len(live)} live tokens, the most an account may have is "
@@ -274,8 +270,8 @@ def create_token(caller: Caller | None, body: dict) -> dict[str, Any]:
                       owner=caller.username, owner_sub=caller.sub or None, name=name, scopes=scopes,
                       created_at=at, expires_at=at + days * 86400)
         try:
-            tokenstore.add_token(token, index, keep=live)
-        except IndexChanged:
+            stored.add_token(token, index, keep=live)
+        except stored.IndexChanged:
             continue
         made = describe(token)
         del made["last_used_at"]
@@ -287,8 +283,8 @@ def list_tokens(caller: Caller | None) -> dict[str, Any]:
     """The caller's live tokens, oldest first."""
     caller = _require_account(caller, managing=False)
     at = now()
-    index = tokenstore.read_index(caller.username)
-    live = [t for t in tokenstore.tokens_of(index)
+    index = stored.read_index(caller.username)
+    live = [t for t in stored.tokens_of(index)
             if t.revoked_at is None and t.expires_at > at and t.owner == caller.username]
     live.sort(key=lambda t: (t.created_at, t.token_id))
     return {"items": [describe(t) for t in live]}
@@ -301,7 +297,7 @@ def revoke_token(caller: Caller | None, token_id: str | None = None,
     caller = _require_account(caller, managing=True)
     for _ in range(INDEX_ATTEMPTS):
         at = int(now())
-        index = tokenstore.read_index(caller.username)
+        index = stored.read_index(caller.username)
         live = index.live(at)
         found = [tid for tid, e in live.items()
                  if (token_id is not None and tid == token_id)
@@ -310,8 +306,8 @@ def revoke_token(caller: Caller | None, token_id: str | None = None,
             what = f"id '{token_id}'" if token_id is not None else f"name '{name}'"
             raise NotFound(f"you have no token with {what}: list yours with `nshub token ls`")
         try:
-            secret_hash = tokenstore.revoke_token(found[0], index, live, at)
-        except IndexChanged:
+            secret_hash = stored.revoke_token(found[0], index, live, at)
+        except stored.IndexChanged:
             continue
         get_cache().evict(secret_hash)
         return

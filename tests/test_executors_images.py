@@ -262,14 +262,14 @@ def test_an_older_version_build_does_not_touch_the_latest(api, users, tmp_path, 
 def test_the_event_can_arrive_before_the_build_id_is_recorded(api, users, aws_env, tmp_path):
     """EventBridge may deliver before the trigger writes the build id: the version is found
     by the environment variables alone, and the trigger's own write cannot regress it."""
-    from chalicelib import executors
+    from chalicelib.store import builds
 
     push_executor(api, token(users), "alice/exec", package(tmp_path))
     version = version_item("exec", 1)
     env = {"NSHUB_VERSION_PK": version.pk, "NSHUB_VERSION_SK": version.sk}
     build_id = "nshub-executor-images-dev:11111111-2222-3333-4444-555555555555"
     assert invoke_state_handler(build_state_event("SUCCEEDED", build_id, env)) == "ready"
-    assert executors._set_status(version.pk, version.sk, "building", build_id, None) is False
+    assert builds.set_status(version.pk, version.sk, "building", build_id, None) is False
     assert info(api, users)["image_status"] == "ready"
 
 

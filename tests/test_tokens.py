@@ -53,7 +53,7 @@ def test_defaults_read_scope_and_90_days(api, users, clock):
     assert r.status_code == 201, r.text
     made = r.json()
     assert made["scopes"] == ["read"]
-    from chalicelib.tokens import iso
+    from chalicelib.times import iso
 
     assert made["expires_at"] == iso(int(clock.now) + 90 * DAY)
 
@@ -140,7 +140,8 @@ def test_revoked_is_refused_on_the_next_request_even_when_cached(api, users, clo
 
 def test_revocation_elsewhere_is_seen_within_the_cache_bound(api, users, clock):
     """Another container revokes: this one may serve its cached lookup for at most 60 s."""
-    from chalicelib import tokens, tokenstore
+    from chalicelib import tokens
+    from chalicelib.store import tokens as tokenstore
 
     secret = make_token(api, id_token(users), name="ci")
     assert api.get("/v1/me", token=secret).status_code == 200
@@ -205,7 +206,7 @@ def test_last_use_is_written_at_most_once_an_hour(api, users, clock):
         [item] = api.get("/v1/tokens", token=id_token(users)).json()["items"]
         return item["last_used_at"]
 
-    from chalicelib.tokens import iso
+    from chalicelib.times import iso
 
     first = int(clock.now)
     assert api.get("/v1/me", token=secret).status_code == 200
@@ -312,7 +313,8 @@ def test_a_deleted_accounts_tokens_are_refused(api, users, aws_env, clock):
 def test_recording_a_use_never_stretches_the_cache_bound(api, users, clock):
     """A cached lookup lives at most 60 s from its read, even when the token's hourly use is
     recorded while it is cached: a revocation elsewhere is seen on time."""
-    from chalicelib import tokens, tokenstore
+    from chalicelib import tokens
+    from chalicelib.store import tokens as tokenstore
 
     secret = make_token(api, id_token(users), name="ci")
     assert api.get("/v1/me", token=secret).status_code == 200  # use recorded now (t0)

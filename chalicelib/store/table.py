@@ -1,13 +1,16 @@
-"""The table's items, through pynamodb.
+"""The table's items, through pynamodb: the one model class and the few helpers every
+operation of the store shares.
 
 One table, one model class (`Item`): single-table design, so a BatchGetItem can fetch a
 head and an upload in one call. Which attributes an item uses depends on what its sort key
-says it is (see chalicelib/keys.py for the layout). The table name, region and endpoint are
-bound from the config on first use, never at import.
+says it is (see chalicelib/keys.py for the layout; chalicelib/store/records.py for the typed
+records each kind of item converts to). The table name, region and endpoint are bound from
+the config on first use, never at import.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from pynamodb.attributes import (
     JSONAttribute,
@@ -132,3 +135,36 @@ def items() -> type[Item]:
         bind(settings)
         _bound_to = settings
     return Item
+
+
+def get(pk: str, sk: str, consistent: bool = False) -> Item | None:
+    """One item, or None."""
+    try:
+        return items().get(pk, sk, consistent_read=consistent)
+    except Item.DoesNotExist:
+        return None
+
+
+def from_image(raw: dict) -> Item:
+    """The item a table stream record carries (DynamoDB JSON)."""
+    return items().from_raw_data(raw)
+
+
+def failed_condition(exc: Exception) -> bool:
+    """Whether a write failed because its condition did not hold."""
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def cancellation_reasons(exc: Exception) -> list[str | None]:
+    """Why each write of a cancelled transaction failed (in the order they were added)."""
+    return [getattr(r, "code", None) for r in (getattr(exc, "cancellation_reasons", None) or [])]
+
+
+@contextmanager
+def transaction() -> Iterator[Any]:
+    """A TransactWrite on the bound table."""
+    from pynamodb.transactions import TransactWrite
+
+    model = items()
+    with TransactWrite(connection=model._get_connection().connection) as tx:
+        yield tx
