@@ -197,7 +197,7 @@ def refresh():
 
 @route("/v1/me", methods=["GET"])
 def me():
-    from chalicelib.registry import require_caller
+    from chalicelib.access import require_caller
 
     who = require_caller(caller())
     return {"username": who.username, "namespace": who.namespace}
@@ -258,68 +258,68 @@ def revoke_token(token_id):
 
 @route("/v1/{kind}/{ns}", methods=["GET"])
 def list_resources(kind, ns):
-    from chalicelib import registry
+    from chalicelib import resources
 
-    return registry.list_resources(caller(), kind_of(kind), ns, query("limit"), query("cursor"))
+    return resources.list_resources(caller(), kind_of(kind), ns, query("limit"), query("cursor"))
 
 
 @route("/v1/{kind}/{ns}/{name}", methods=["GET"])
 def get_resource(kind, ns, name):
-    from chalicelib import registry
+    from chalicelib import resources
 
-    return registry.get_resource(caller(), kind_of(kind), ns, name,
+    return resources.get_resource(caller(), kind_of(kind), ns, name,
                                  version=int_query("version"), tag=query("tag"))
 
 
 @route("/v1/{kind}/{ns}/{name}/versions", methods=["GET"])
 def list_versions(kind, ns, name):
-    from chalicelib import registry
+    from chalicelib import resources
 
-    return registry.list_versions(caller(), kind_of(kind), ns, name, query("limit"), query("cursor"))
+    return resources.list_versions(caller(), kind_of(kind), ns, name, query("limit"), query("cursor"))
 
 
 @route("/v1/{kind}/{ns}/{name}", methods=["PATCH"])
 def update_resource(kind, ns, name):
-    from chalicelib import registry
+    from chalicelib import resources
 
-    return registry.update_resource(caller(), kind_of(kind), ns, name, body())
+    return resources.update_resource(caller(), kind_of(kind), ns, name, body())
 
 
 @route("/v1/{kind}/{ns}/{name}", methods=["DELETE"])
 def delete_resource(kind, ns, name):
-    from chalicelib import registry
+    from chalicelib import resources
 
-    registry.delete_resource(caller(), kind_of(kind), ns, name)
+    resources.delete_resource(caller(), kind_of(kind), ns, name)
     return no_content()
 
 
 @route("/v1/{kind}/{ns}/{name}/uploads", methods=["POST"])
 def start_upload(kind, ns, name):
-    from chalicelib import registry
+    from chalicelib import uploads
 
-    return upload_started(registry.start_upload(caller(), kind_of(kind), ns, name, body()))
+    return upload_started(uploads.start_upload(caller(), kind_of(kind), ns, name, body()))
 
 
 @route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}/complete", methods=["POST"])
 def complete_upload(kind, ns, name, upload_id):
-    from chalicelib import registry
+    from chalicelib import uploads
 
-    return registry.complete_upload(caller(), kind_of(kind), ns, name, upload_id, body())
+    return uploads.complete_upload(caller(), kind_of(kind), ns, name, upload_id, body())
 
 
 @route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}/parts", methods=["POST"])
 def refresh_part_urls(kind, ns, name, upload_id):
-    from chalicelib import registry
+    from chalicelib import uploads
 
-    return registry.refresh_part_urls(caller(), kind_of(kind), ns, name, upload_id,
+    return uploads.refresh_part_urls(caller(), kind_of(kind), ns, name, upload_id,
                                       body(required=False))
 
 
 @route("/v1/{kind}/{ns}/{name}/uploads/{upload_id}", methods=["DELETE"])
 def abort_upload(kind, ns, name, upload_id):
-    from chalicelib import registry
+    from chalicelib import uploads
 
-    registry.abort_upload(caller(), kind_of(kind), ns, name, upload_id)
+    uploads.abort_upload(caller(), kind_of(kind), ns, name, upload_id)
     return no_content()
 
 
@@ -375,53 +375,55 @@ def executor_secret() -> str | None:
 
 @route("/v1/executors/{ns}/{name}/pull-credentials", methods=["POST"])
 def executor_pull_credentials(ns, name):
-    from chalicelib import executors
+    from chalicelib import pulls
 
-    return executors.pull_credentials(caller(), ns, name, tag=query("tag"))
+    return pulls.pull_credentials(caller(), ns, name, tag=query("tag"))
 
 
 @route("/v1/legacy/executors/{name}", methods=["GET"])
 def get_legacy_executor(name):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    return executors.get_legacy_executor(caller(), name, executor_secret(), tag=query("tag"))
+    return legacy_executors.get_legacy_executor(caller(), name, executor_secret(), tag=query("tag"))
 
 
 @route("/v1/legacy/executors/{name}/pull-credentials", methods=["POST"])
 def legacy_executor_pull_credentials(name):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    return executors.legacy_pull_credentials(caller(), name, executor_secret(), tag=query("tag"))
+    return legacy_executors.legacy_pull_credentials(caller(), name, executor_secret(),
+                                                    tag=query("tag"))
 
 
 @route("/v1/legacy/executors/{name}/uploads", methods=["POST"])
 def start_legacy_executor_upload(name):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    return upload_started(executors.start_legacy_upload(caller(), name, executor_secret(),
-                                                        body()))
+    return upload_started(legacy_executors.start_legacy_upload(caller(), name,
+                                                               executor_secret(), body()))
 
 
 @route("/v1/legacy/executors/{name}/uploads/{upload_id}/complete", methods=["POST"])
 def complete_legacy_executor_upload(name, upload_id):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    return executors.complete_legacy_upload(caller(), name, executor_secret(), upload_id, body())
+    return legacy_executors.complete_legacy_upload(caller(), name, executor_secret(), upload_id,
+                                                   body())
 
 
 @route("/v1/legacy/executors/{name}/uploads/{upload_id}/parts", methods=["POST"])
 def refresh_legacy_executor_part_urls(name, upload_id):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    return executors.refresh_legacy_part_urls(caller(), name, executor_secret(), upload_id,
-                                              body(required=False))
+    return legacy_executors.refresh_legacy_part_urls(caller(), name, executor_secret(),
+                                                     upload_id, body(required=False))
 
 
 @route("/v1/legacy/executors/{name}/uploads/{upload_id}", methods=["DELETE"])
 def abort_legacy_executor_upload(name, upload_id):
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
-    executors.abort_legacy_upload(caller(), name, executor_secret(), upload_id)
+    legacy_executors.abort_legacy_upload(caller(), name, executor_secret(), upload_id)
     return no_content()
 
 
@@ -430,9 +432,9 @@ def abort_legacy_executor_upload(name, upload_id):
 @app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
                   "detail": {"project-name": [{"prefix": "nshub-executor-images-"}]}})
 def on_image_build_state(event):
-    from chalicelib import executors
+    from chalicelib import images
 
-    return executors.record_build_state(event.to_dict())
+    return images.record_build_state(event.to_dict())
 
 
 # ---- Cognito triggers
@@ -450,7 +452,7 @@ def pre_sign_up(event, context):
 
 # ---- events
 # S3 notifications (via SQS), the table stream and the hourly reconciler. Thin: parse the
-# event, call chalicelib/cleanup.py, return the partial batch response. Lambda honours that
+# event, call chalicelib/cleanup.py (reconciler.py), return the partial batch response. Lambda honours that
 # response only with FunctionResponseTypes: [ReportBatchItemFailures] on the mapping, which
 # Chalice cannot set, and Chalice wants literal event sources at package time (the queue of
 # stage dev; the stream ARN from the packaging environment): `make package` merges
@@ -477,17 +479,17 @@ def on_blob_event(event):
 @app.on_dynamodb_record(stream_arn=table_stream_arn(), batch_size=100,
                         starting_position="TRIM_HORIZON")
 def on_table_change(event):
-    from chalicelib import cleanup, executors, integrity
+    from chalicelib import cleanup, images, integrity
 
     return _flushed(cleanup.handle_table_changes(
         event.to_dict()["Records"],
-        also=[executors.handle_stream_record, integrity.handle_stream_record]))
+        also=[images.handle_stream_record, integrity.handle_stream_record]))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def reconcile(event):
-    from chalicelib import cleanup, executors
+    from chalicelib import images, reconciler
 
-    summary = cleanup.reconcile(dry_run=False, time_budget_seconds=45, resume=True)
-    summary["stuck_builds"] = executors.settle_stuck_builds()
+    summary = reconciler.reconcile(dry_run=False, time_budget_seconds=45, resume=True)
+    summary["stuck_builds"] = images.settle_stuck_builds()
     return _flushed(summary)

@@ -41,12 +41,12 @@ def _fill(ns: str, count: int) -> None:
 
 def _pages(ns: str, caller) -> list[tuple[int, int, int]]:
     """(items returned, items read, Query calls) of the first two pages (or the only one)."""
-    from chalicelib import registry
+    from chalicelib import resources
 
     out, cursor = [], None
     for _ in range(2):
         with aws_calls.counting() as calls:
-            page = registry.list_resources(caller, "array", ns, PAGE, cursor)
+            page = resources.list_resources(caller, "array", ns, PAGE, cursor)
         scanned = sum(int(r.get("ScannedCount", 0)) for op, r in aws_calls.responses()
                       if op == "Query")
         queries = sum(1 for c in calls if c.endswith(":Query"))

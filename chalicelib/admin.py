@@ -68,13 +68,13 @@ def cmd_import_legacy(args: argparse.Namespace) -> dict:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> dict:
-    from chalicelib.cleanup import reconcile
+    from chalicelib.reconciler import reconcile
 
     return reconcile(dry_run=args.dry_run)
 
 
 def cmd_import_legacy_executor(args: argparse.Namespace) -> dict:
-    from chalicelib.executors import import_legacy_executor
+    from chalicelib.legacy_executors import import_legacy_executor
     from chalicelib.packages import validate_executor_package
 
     folder = Path(args.dir)

@@ -11,8 +11,8 @@ Three ways bytes and records go away, all driven by what OUR records say (never 
   (versions, upload records, bytes); a removed pending upload (TTL expiry, abort) takes its
   bytes and its multipart upload; a head whose counter grew drops versions beyond the
   retention count (tagged and current versions stay).
-- `reconcile`: the hourly sweep (and `nshub-admin reconcile [--dry-run]`) comparing the
-  bucket and its in-progress multipart uploads with the table.
+- `reconcile` (chalicelib/reconciler.py): the hourly sweep (and `nshub-admin reconcile
+  [--dry-run]`) comparing the bucket and its in-progress multipart uploads with the table.
 
 Which record claims an object (see chalicelib/keys.py): `blobs/{kind}/{ns}/{name}/{upload_id}`
 is claimed by the upload item `{ns}#{name}` / `{kind}#U#{upload_id}`:
@@ -34,17 +34,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_plus
 
 from chalicelib import blobs, keys
-from chalicelib.config import get_aws, get_settings
+from chalicelib.config import get_settings
+from chalicelib.kinds import policy
 from chalicelib.observability import logger, metrics
-from chalicelib.store import reconciler
 from chalicelib.store import resources as stored
 from chalicelib.store.records import Head, Upload, Version
-from chalicelib.times import now_iso, parse
+from chalicelib.times import parse
 
 CLAIMED = ("live", "pending")
 
@@ -109,7 +109,7 @@ def is_orphan(claim: Claim, now: float, grace: int) -> bool:
 # ---------------------------------------------------------------- deleting
 
 
-def _count(name: str, value: float, unit: str = "Count") -> None:
+def count_metric(name: str, value: float, unit: str = "Count") -> None:
     if value:
         metrics.add_metric(name=name, unit=unit, value=value)
 
@@ -136,7 +136,7 @@ def reclaim(key: str, claim: Claim, size: int | None = None) -> bool:
     blobs.delete_object(key)
     if claim.state == "dead" and upload is not None:
         _drop_dead_records(upload)
-    _count("BytesReclaimed", size or 0, "Bytes")
+    count_metric("BytesReclaimed", size or 0, "Bytes")
     return True
 
 
@@ -195,17 +195,17 @@ def handle_object_created(record: dict, now: float | None = None) -> str:
             and int(size) != int(claim.upload.size):
         # Cannot happen with S3 checking the signed length and checksum; worth an alarm.
         logger.error("stored object differs from its record", extra={"key": key})
-        _count("IntegrityErrors", 1)
+        count_metric("IntegrityErrors", 1)
     if claim.claimed:
         return claim.state
     size = blobs.object_size(key)
     if size is None:
         return "gone"  # deleted already (a late or repeated event)
-    _count("OrphansFound", 1)
+    count_metric("OrphansFound", 1)
     if not is_orphan(claim, now, settings.orphan_grace_seconds):
         return "young"  # the reconciler takes it once it is older than the grace period
     if reclaim(key, claim, size):
-        _count("OrphansDeleted", 1)
+        count_metric("OrphansDeleted", 1)
         logger.info("deleted orphan object", extra={"key": key, "reason": claim.state})
         return "deleted"
     return "kept"
@@ -308,7 +308,7 @@ def release_pending_upload(upload: Upload) -> str:
     blobs.delete_object(key)
     if claim.state == "dead" and claim.upload is not None:
         _drop_dead_records(claim.upload)
-    _count("BytesReclaimed", size, "Bytes")
+    count_metric("BytesReclaimed", size, "Bytes")
     logger.info("deleted bytes of an expired upload", extra={"key": key})
     return "deleted"
 
@@ -347,7 +347,7 @@ def _drop_version(pk: str, kind: str, generation: str, v: _Version) -> bool:
     deleted = False
     if v.blob_key and not judge(v.blob_key, time.time()).claimed:
         blobs.delete_object(v.blob_key)
-        _count("BytesReclaimed", v.size, "Bytes")
+        count_metric("BytesReclaimed", v.size, "Bytes")
         deleted = True
     upload = v.upload
     if upload is None and v.upload_id:
@@ -365,11 +365,8 @@ def drop_generation(pk: str, kind: str, generation: str) -> str:
         return "ignored"  # the head is alive (a stale or synthetic event)
     versions = _generation_versions(pk, kind, generation)
     deleted = sum(_drop_version(pk, kind, generation, v) for v in versions.values())
-    _count("BlobsDeleted", deleted)
-    if kind == "executor":
-        from chalicelib.executors import forget_images
-
-        forget_images(pk)
+    count_metric("BlobsDeleted", deleted)
+    policy(kind).drop_versions(pk, None)
     logger.info("dropped a deleted generation", extra={
         "pk": pk, "generation": generation, "versions": len(versions)})
     return "dropped"
@@ -395,193 +392,9 @@ def apply_retention(pk: str, kind: str, generation: str | None) -> str:
     keep.add(head.latest_version or head.counter)
     expired = select_expired(versions, retention, keep)
     deleted = sum(_drop_version(pk, kind, generation, versions[n]) for n in expired)
-    _count("BlobsDeleted", deleted)
-    if kind == "executor" and expired:
-        from chalicelib.executors import forget_images
-
-        forget_images(pk, expired)
+    count_metric("BlobsDeleted", deleted)
+    if expired:
+        policy(kind).drop_versions(pk, expired)
     if expired:
         logger.info("retention dropped versions", extra={"pk": pk, "versions": expired})
     return "retained"
-
-
-# ---------------------------------------------------------------- the reconciler
-
-
-@dataclass
-class ReconcileReport:
-    dry_run: bool
-    grace_seconds: int
-    objects_scanned: int = 0
-    multipart_scanned: int = 0
-    orphans: list[dict] = field(default_factory=list)
-    orphan_multipart: list[dict] = field(default_factory=list)
-    deleted: int = 0
-    aborted: int = 0
-    bytes_reclaimed: int = 0
-    complete: bool = True
-    resumed_from: dict | None = None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run, "grace_seconds": self.grace_seconds,
-            "objects_scanned": self.objects_scanned, "multipart_scanned": self.multipart_scanned,
-            "orphans_found": len(self.orphans) + len(self.orphan_multipart),
-            "orphans": self.orphans, "orphan_multipart_uploads": self.orphan_multipart,
-            "deleted": self.deleted, "aborted": self.aborted,
-            "bytes_reclaimed": self.bytes_reclaimed, "complete": self.complete,
-            "resumed_from": self.resumed_from,
-        }
-
-
-def judge_multipart(key: str, s3_upload_id: str, initiated: float, now: float,
-                    grace: int) -> str | None:
-    """Why an in-progress multipart upload is an orphan, or None when it must stay.
-
-    The rule: it is an orphan when the upload record of its key does not claim it (no record;
-    a record naming another UploadId; a completed record, whose bytes are already whole; a
-    pending record expired for longer than the grace period). S3's `Initiated` is only a lower
-    bound that can keep an upload (one younger than the grace period stays, which covers the
-    moment between CreateMultipartUpload and the record's write), never a reason to abort:
-    moto reports a fixed 2010 date.
-    """
-    if now - initiated < grace:
-        return None
-    ref = keys.parse_blob_key(key)
-    if ref is None:
-        return "foreign"
-    upload = stored.read_upload(ref.pk, ref.upload_sk)
-    if upload is None:
-        return "unclaimed"
-    if upload.s3_upload_id is not None and upload.s3_upload_id != s3_upload_id:
-        return "not-the-record's"  # (a record without one is still starting: it claims)
-    if upload.state == "completed":
-        return "completed"
-    expires = upload.expires_at
-    if expires is not None and now - float(expires) >= grace:
-        return "expired"
-    return None
-
-
-class _Budget:
-    """When a run stops: after a time budget (the scheduled run: well inside Lambda's
-    timeout) and/or a number of listed items (tests, and operators who want small steps)."""
-
-    def __init__(self, seconds: float | None, items: int | None) -> None:
-        self.deadline = time.monotonic() + seconds if seconds else None
-        self.items_left = items
-
-    def spent(self) -> bool:
-        if self.items_left is not None and self.items_left <= 0:
-            return True
-        return self.deadline is not None and time.monotonic() > self.deadline
-
-    def take(self) -> None:
-        if self.items_left is not None:
-            self.items_left -= 1
-
-
-def load_cursor() -> dict:
-    """Where the last resumable run stopped ({} when it finished its pass)."""
-    return reconciler.read_cursor()
-
-
-def _save_cursor(cursor: dict | None) -> None:
-    if cursor is None:
-        reconciler.clear_cursor()
-    else:
-        reconciler.save_cursor(cursor, now_iso())
-
-
-def reconcile(dry_run: bool = False, time_budget_seconds: float | None = None,
-              now: float | None = None, resume: bool = False,
-              max_items: int | None = None) -> dict[str, Any]:
-    """Compare the bucket and its multipart uploads with the table; delete (or, in a dry run,
-    only list) what no record claims and is older than the grace period.
-
-    A run stops when its budget is spent (`time_budget_seconds`, `max_items` listed objects
-    and uploads). With `resume` (the scheduled run) it starts where the last resumable run
-    stopped and saves where it stops, so a bucket of millions of objects is covered in
-    successive runs instead of restarting from the first key every time; a finished pass
-    clears the cursor and the next run starts over."""
-    settings = get_settings()
-    now = time.time() if now is None else now
-    grace = settings.orphan_grace_seconds
-    report = ReconcileReport(dry_run=dry_run, grace_seconds=grace)
-    budget = _Budget(time_budget_seconds, max_items)
-    cursor = load_cursor() if resume else {}
-    report.resumed_from = cursor or None
-    stopped_at: dict | None = None
-    s3 = get_aws().s3
-
-    if cursor.get("phase", "objects") == "objects":
-        listing = {"Bucket": settings.bucket_name, "Prefix": keys.BLOB_PREFIX}
-        if cursor.get("after"):
-            listing["StartAfter"] = cursor["after"]
-        last = cursor.get("after")
-        for page in s3.get_paginator("list_objects_v2").paginate(**listing):
-            for obj in page.get("Contents", []):
-                if budget.spent():
-                    stopped_at = {"phase": "objects", "after": last}
-                    break
-                budget.take()
-                report.objects_scanned += 1
-                key, size = obj["Key"], int(obj.get("Size", 0))
-                last = key
-                claim = judge(key, obj["LastModified"].timestamp(), now)
-                if not is_orphan(claim, now, grace):
-                    continue
-                report.orphans.append({"key": key, "size": size, "reason": claim.state})
-                if not dry_run and reclaim(key, claim, size):
-                    report.deleted += 1
-                    report.bytes_reclaimed += size
-            if stopped_at:
-                break
-        cursor = {}
-
-    if stopped_at is None:
-        listing = {"Bucket": settings.bucket_name, "Prefix": keys.BLOB_PREFIX}
-        last_mp = (cursor.get("key_marker"), cursor.get("upload_id_marker"))
-        if last_mp[0]:
-            listing.update(KeyMarker=last_mp[0], UploadIdMarker=last_mp[1] or "")
-        for page in s3.get_paginator("list_multipart_uploads").paginate(**listing):
-            for mp in page.get("Uploads", []):
-                if budget.spent():
-                    stopped_at = {"phase": "multipart", "key_marker": last_mp[0],
-                                  "upload_id_marker": last_mp[1]}
-                    break
-                budget.take()
-                report.multipart_scanned += 1
-                key, upload_id = mp["Key"], mp["UploadId"]
-                last_mp = (key, upload_id)
-                reason = judge_multipart(key, upload_id, mp["Initiated"].timestamp(), now, grace)
-                if reason is None:
-                    continue
-                report.orphan_multipart.append({"key": key, "upload_id": upload_id,
-                                                "reason": reason})
-                if not dry_run:
-                    if reason == "expired":
-                        upload = stored.read_upload(*_upload_key(key))
-                        if upload is not None and upload.state == "pending":
-                            stored.delete_upload_if(upload, "pending")
-                    blobs.abort_multipart(key, upload_id)
-                    report.aborted += 1
-            if stopped_at:
-                break
-
-    report.complete = stopped_at is None
-    if resume and not dry_run:
-        _save_cursor(stopped_at)
-    _count("OrphansFound", len(report.orphans) + len(report.orphan_multipart))
-    _count("OrphansDeleted", report.deleted + report.aborted)
-    _count("BytesReclaimed", report.bytes_reclaimed, "Bytes")
-    summary = report.summary()
-    logger.info("reconciled", extra={k: v for k, v in summary.items()
-                                     if k not in ("orphans", "orphan_multipart_uploads")})
-    return summary
-
-
-def _upload_key(key: str) -> tuple[str, str]:
-    ref = keys.parse_blob_key(key)
-    assert ref is not None
-    return ref.pk, ref.upload_sk

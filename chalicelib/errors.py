@@ -57,6 +57,14 @@ class NotFound(NshubError):
     status, code = 404, "NotFound"
 
 
+class NotVisible(NotFound):
+    """A resource that does not exist or that this caller may not see (the same answer)."""
+
+    def __init__(self, message: str, kind: str, namespace: str | None, name: str):
+        super().__init__(message)
+        self.kind, self.namespace, self.name = kind, namespace, name
+
+
 class MethodNotAllowed(NshubError):
     status, code = 405, "MethodNotAllowed"
 

@@ -1,7 +1,7 @@
 """The whole-object SHA-256, verified after commit, on the event path.
 
 `complete` commits an array version as `pending` without reading its bytes (what S3 stored
-was checked against the declared digests: see chalicelib/registry.py). The one thing S3
+was checked against the declared digests: see chalicelib/uploads.py). The one thing S3
 cannot check is the whole object's SHA-256 of a multipart upload (its checksum is a checksum
 of the part checksums), so a client could declare the part digests of one file and the
 sha256 of another. This module closes that gap, off the request path:

@@ -11,20 +11,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from chalicelib import blobs, keys, registry
+from chalicelib import blobs, keys
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, LegacyReadOnly
 from chalicelib.names import check_name, check_namespace
+from chalicelib.resources import get_resource
 from chalicelib.store import resources as stored
 from chalicelib.store.records import ConditionFailed, Upload, UploadNotPending, Version
 from chalicelib.times import now_iso
+from chalicelib.uploads import new_generation, next_head
 
-ARRAY = "array"
+ARRAY = keys.ARRAY
 
 
 def get_array(caller: Caller | None, name: str) -> dict[str, Any]:
-    return registry.get_resource(caller, ARRAY, keys.LEGACY_NS, name)
+    return get_resource(caller, ARRAY, keys.LEGACY_NS, name)
 
 
 def refuse_array_push(name: str) -> None:
@@ -61,10 +63,10 @@ def import_array(name: str, owner: str, path: Path, public: bool = False) -> dic
                         expires_at=int(time.time()) + settings.upload_ttl_seconds)
     stored.put_upload(upload)
     get_aws().s3.upload_file(str(path), settings.bucket_name, upload.blob_key)
-    version = Version.new(ARRAY, ns, name, registry.new_generation(), 1, size=size,
+    version = Version.new(ARRAY, ns, name, new_generation(), 1, size=size,
                           sha256=sha256, blob_key=upload.blob_key, created_at=stamp,
                           metadata={}, upload_id=upload_id)
-    new_head = registry.next_head(None, version, upload, stamp, legacy=True)
+    new_head = next_head(None, version, upload, stamp, legacy=True)
     try:
         stored.commit_version(None, new_head, version, upload, {})
     except (ConditionFailed, UploadNotPending):

@@ -11,10 +11,12 @@ These rules are the authority: the client repeats them when it extracts a pull
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from typing import BinaryIO
 
+from chalicelib.config import get_settings
 from chalicelib.errors import InvalidPackage
 
 MiB = 1024 * 1024
@@ -32,6 +34,23 @@ _SPECIAL = {
     stat.S_IFIFO: "fifo",
     stat.S_IFSOCK: "socket",
 }
+
+
+def check_package(fileobj: BinaryIO) -> dict:
+    """Validate an uploaded package (InvalidPackage, 400, refuses the version); return the
+    summary stored with the version: jtype, name, manifest, files, unpacked_size,
+    has_dockerfile, md5."""
+    fileobj.seek(0)
+    summary = validate_executor_package(
+        fileobj, max_unpacked_bytes=get_settings().max_unpacked_executor_bytes
+    )
+    # Jina clients check a pulled package against its md5 (shared/HUBBLE.md).
+    fileobj.seek(0)
+    md5 = hashlib.md5()  # noqa: S324 - a checksum the client asks for, not security
+    for chunk in iter(lambda: fileobj.read(1024 * 1024), b""):
+        md5.update(chunk)
+    summary["md5"] = md5.hexdigest()
+    return summary
 
 
 def validate_executor_package(

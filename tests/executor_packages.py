@@ -131,10 +131,10 @@ class StreamDriver:
         self.pump = EventPump(env, on_sqs=None, on_stream=self._deliver)
 
     def _deliver(self, event: dict, context: Any) -> dict:
-        from chalicelib import executors
+        from chalicelib import images
 
         for record in event["Records"]:
-            build = executors.handle_stream_record(record)
+            build = images.handle_stream_record(record)
             if build is not None:
                 self.started.append(build)
         return {"batchItemFailures": []}

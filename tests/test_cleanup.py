@@ -1,6 +1,6 @@
 """Issue 5: event-driven cleanup and integrity. Nothing lost, nothing left behind.
 
-The real handlers (app.on_blob_event, app.on_table_change, cleanup.reconcile) run against the
+The real handlers (app.on_blob_event, app.on_table_change, reconciler.reconcile) run against the
 test's moto, fed by the dev stack's EventPump: push over HTTP, then `pump.drain()`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from chalicelib import cleanup, config, keys
+from chalicelib import cleanup, config, keys, reconciler
 from devstack.pump import FakeLambdaContext
 from tests.backend import (
     blob_keys,
@@ -360,7 +360,7 @@ def test_reconciler_dry_run_lists_and_a_real_run_deletes_exactly_the_orphans(
     assert orphans <= before
 
     # A fresh orphan is kept while the grace period is long
-    summary = cleanup.reconcile()
+    summary = reconciler.reconcile()
     assert summary["deleted"] == 0 and {o["key"] for o in summary["orphans"]} == set()
     assert blob_keys(aws_env) == before
     # (A multipart upload's age is S3's Initiated, only ever a reason to keep it; moto reports
@@ -377,7 +377,7 @@ def test_reconciler_dry_run_lists_and_a_real_run_deletes_exactly_the_orphans(
     assert blob_keys(aws_env) == before
     assert len(multipart_uploads(aws_env)) == 2
 
-    summary = cleanup.reconcile()
+    summary = reconciler.reconcile()
     assert summary["deleted"] == len(orphans) and summary["aborted"] == 1
     assert summary["bytes_reclaimed"] == len(orphans) * len(b"orphan!")
     assert blob_keys(aws_env) == before - orphans
@@ -388,7 +388,7 @@ def test_reconciler_dry_run_lists_and_a_real_run_deletes_exactly_the_orphans(
     r = api.post(f"/v1/arrays/alice/pending/uploads/{plan['upload_id']}/complete", token=token,
                  json={"parts": pending_parts})
     assert r.status_code == 200, r.text
-    assert cleanup.reconcile()["orphans_found"] == 0
+    assert reconciler.reconcile()["orphans_found"] == 0
 
 
 def test_reconciler_reclaims_uploads_expired_beyond_the_grace_period(
@@ -403,9 +403,9 @@ def test_reconciler_reclaims_uploads_expired_beyond_the_grace_period(
                        keys.upload_sk("array", upload_id),
                        expires_at={"N": str(int(time.time()) - 3600)})
     grace(7200)  # expired an hour ago: still within the grace period
-    assert cleanup.reconcile()["orphans_found"] == 0
+    assert reconciler.reconcile()["orphans_found"] == 0
     grace(600)
-    summary = cleanup.reconcile()
+    summary = reconciler.reconcile()
     assert {o["reason"] for o in summary["orphans"]} == {"expired"}
     assert {m["reason"] for m in summary["orphan_multipart_uploads"]} == {"expired"}
     assert blob_keys(aws_env) == set() and multipart_uploads(aws_env) == set()
@@ -423,7 +423,7 @@ def test_reconciler_reclaims_what_a_lost_stream_event_left_behind(api, users, aw
     ok_push(api, token, "alice/ds", random_bytes(100))
     assert api.delete("/v1/arrays/alice/ds", token=token).status_code == 204
     grace(0)
-    summary = cleanup.reconcile()
+    summary = reconciler.reconcile()
     assert [o["reason"] for o in summary["orphans"]] == ["dead"]
     assert blob_keys(aws_env) == set()
     assert table_items(aws_env, keys.resource_pk("alice", "ds")) == []
@@ -449,51 +449,47 @@ def test_the_reconciler_resumes_where_its_budget_stopped_it(aws_env, grace):
     """A run whose budget runs out saves where it stopped; the next one continues after the
     last key it judged (an object that appeared before that key waits for the next pass),
     and a finished pass clears the cursor so the following run starts over."""
-    from chalicelib import cleanup
-
     grace(0)
     s3 = client(aws_env, "s3")
     names = [f"blobs/array/alice/x/u{i}" for i in range(5)]  # nothing claims them: orphans
     for key in names:
         s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=key, Body=b"1")
 
-    first = cleanup.reconcile(resume=True, max_items=2)
+    first = reconciler.reconcile(resume=True, max_items=2)
     assert (first["complete"], first["resumed_from"]) == (False, None)
     assert [o["key"] for o in first["orphans"]] == names[:2]
     early = "blobs/array/alice/x/a0"  # sorts before the cursor
     s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=early, Body=b"1")
 
-    second = cleanup.reconcile(resume=True, max_items=2)
+    second = reconciler.reconcile(resume=True, max_items=2)
     assert second["resumed_from"] == {"phase": "objects", "after": names[1]}
     assert [o["key"] for o in second["orphans"]] == names[2:4]
     assert second["complete"] is False
 
-    third = cleanup.reconcile(resume=True, max_items=2)
+    third = reconciler.reconcile(resume=True, max_items=2)
     assert [o["key"] for o in third["orphans"]] == names[4:]
-    assert third["complete"] is True and cleanup.load_cursor() == {}
+    assert third["complete"] is True and reconciler.load_cursor() == {}
     assert blob_keys(aws_env) == {early}
 
-    fourth = cleanup.reconcile(resume=True, max_items=2)  # a new pass, from the first key
+    fourth = reconciler.reconcile(resume=True, max_items=2)  # a new pass, from the first key
     assert fourth["resumed_from"] is None
     assert [o["key"] for o in fourth["orphans"]] == [early]
     assert blob_keys(aws_env) == set()
 
 
 def test_a_dry_run_or_an_unbudgeted_run_leaves_the_cursor_alone(aws_env, grace):
-    from chalicelib import cleanup
-
     grace(0)
     s3 = client(aws_env, "s3")
     for i in range(3):
         s3.put_object(Bucket=aws_env["NSHUB_BUCKET"], Key=f"blobs/array/a/b/u{i}", Body=b"1")
-    assert cleanup.reconcile(resume=True, max_items=1)["complete"] is False
-    saved = cleanup.load_cursor()
+    assert reconciler.reconcile(resume=True, max_items=1)["complete"] is False
+    saved = reconciler.load_cursor()
     assert saved == {"phase": "objects", "after": "blobs/array/a/b/u0"}
-    assert cleanup.reconcile(dry_run=True, resume=True, max_items=1)["resumed_from"] == saved
-    assert cleanup.load_cursor() == saved  # a dry run reads the cursor, never moves it
-    full = cleanup.reconcile()  # the operator's run: the whole bucket, no cursor
+    assert reconciler.reconcile(dry_run=True, resume=True, max_items=1)["resumed_from"] == saved
+    assert reconciler.load_cursor() == saved  # a dry run reads the cursor, never moves it
+    full = reconciler.reconcile()  # the operator's run: the whole bucket, no cursor
     assert full["objects_scanned"] == 2 and full["complete"] is True
-    assert cleanup.load_cursor() == saved
+    assert reconciler.load_cursor() == saved
 
 
 def test_images_of_dropped_executor_versions_go(api, users, pump, aws_env, tmp_path):

@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 )
 from hypothesis.stateful import run_state_machine_as_test
 
-from chalicelib import cleanup, config, keys
+from chalicelib import config, keys, reconciler
 from devstack.pump import EventPump, FakeLambdaContext
 from tests.helpers import push, put_parts, sha, start
 from tests.backend import blob_keys, get_item, multipart_uploads, ttl_remove_record
@@ -182,7 +182,7 @@ def test_cleanup_keeps_every_live_version_and_leaves_nothing_behind(
 
         @rule()
         def reconcile(self):
-            cleanup.reconcile()
+            reconciler.reconcile()
             now = time.time()
             for key in blob_keys(env):
                 assert independently_claimed(env, key, now), f"{key} is left behind"

@@ -138,7 +138,7 @@ def test_a_name_ecr_refuses_fails_its_image_without_a_build(api, users, tmp_path
 def test_a_failed_start_can_be_retried(api, users, aws_env, tmp_path):
     from botocore.exceptions import ClientError
 
-    from chalicelib import executors
+    from chalicelib import images
     from chalicelib.config import get_aws
 
     push_executor(api, token(users), "alice/exec", package(tmp_path))
@@ -152,11 +152,11 @@ def test_a_failed_start_can_be_retried(api, users, aws_env, tmp_path):
     events.register("before-call.codebuild.StartBuild", throttled)
     try:
         with pytest.raises(ClientError):
-            executors.handle_stream_record(record)
+            images.handle_stream_record(record)
     finally:
         events.unregister("before-call.codebuild.StartBuild", throttled)
     assert info(api, users)["image_status"] == "pending"  # the claim was released
-    assert executors.handle_stream_record(record) is not None  # the stream's retry
+    assert images.handle_stream_record(record) is not None  # the stream's retry
     assert info(api, users)["image_status"] == "building"
 
 
@@ -178,7 +178,7 @@ def _version_insert_record(env) -> dict:
 
 
 def test_other_records_are_ignored(aws_env):
-    from chalicelib import executors
+    from chalicelib import images
 
     pk = keys.resource_pk("alice", "x")
     head = {"eventName": "INSERT", "dynamodb": {"NewImage": {
@@ -187,7 +187,7 @@ def test_other_records_are_ignored(aws_env):
         "pk": {"S": pk}, "sk": {"S": keys.version_sk("array", "g", 1)}}}}
     modify = {"eventName": "MODIFY", "dynamodb": {"NewImage": {
         "pk": {"S": pk}, "sk": {"S": keys.version_sk("executor", "g", 1)}}}}
-    assert [executors.handle_stream_record(r) for r in (head, array_version, modify)] == [None] * 3
+    assert [images.handle_stream_record(r) for r in (head, array_version, modify)] == [None] * 3
 
 
 # ---------------------------------------------------------------- build state changes
@@ -277,9 +277,9 @@ def test_the_event_can_arrive_before_the_build_id_is_recorded(api, users, aws_en
 
 
 def test_pull_session_policy_names_exactly_one_repository(aws_env):
-    from chalicelib import executors
+    from chalicelib import pulls
 
-    policy = executors.pull_session_policy("nshub/alice/exec")
+    policy = pulls.pull_session_policy("nshub/alice/exec")
     text = json.dumps(policy)
     arn = "arn:aws:ecr:us-east-1:123456789012:repository/nshub/alice/exec"
     login, pull = policy["Statement"]
@@ -292,7 +292,7 @@ def test_pull_session_policy_names_exactly_one_repository(aws_env):
     assert text.count(":repository/") == 1 and text.count("*") == 1
     assert "nshub/alice/other" not in text and "nshub/bob/exec" not in text
     assert all(s["Effect"] == "Allow" for s in policy["Statement"]) and len(policy["Statement"]) == 2
-    assert executors.pull_session_policy("nshub/bob/exec")["Statement"][1]["Resource"] != arn
+    assert pulls.pull_session_policy("nshub/bob/exec")["Statement"][1]["Resource"] != arn
 
 
 def test_pull_credentials_over_http(api, users, aws_env, tmp_path):
@@ -316,9 +316,9 @@ def test_pull_credentials_over_http(api, users, aws_env, tmp_path):
     (call,) = sts.calls
     assert call["RoleArn"] == aws_env["NSHUB_ECR_PULL_ROLE_ARN"]
     assert call["DurationSeconds"] == 900
-    from chalicelib import executors
+    from chalicelib import pulls
 
-    assert json.loads(call["Policy"]) == executors.pull_session_policy("nshub/alice/exec")
+    assert json.loads(call["Policy"]) == pulls.pull_session_policy("nshub/alice/exec")
     assert "alice" in call["RoleSessionName"]
 
 

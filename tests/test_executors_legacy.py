@@ -93,7 +93,7 @@ def test_import_refuses_a_folder_without_config(users, tmp_path, capsys):
 
 
 def test_secret_hashes():
-    from chalicelib.executors import hash_secret, verify_secret
+    from chalicelib.legacy_executors import hash_secret, verify_secret
 
     first, second = hash_secret("s3cret"), hash_secret("s3cret")
     assert first != second  # salted
@@ -297,7 +297,7 @@ def scrypt_calls(monkeypatch):
 
 
 def test_a_missing_name_costs_what_a_wrong_secret_costs(api, users, imported, scrypt_calls):
-    from chalicelib.executors import SCRYPT_N
+    from chalicelib.legacy_executors import SCRYPT_N
 
     wrong = legacy_get(api, "OldExec", secret="not-the-secret")
     assert wrong.status_code == 404
@@ -313,7 +313,7 @@ def test_a_missing_name_costs_what_a_wrong_secret_costs(api, users, imported, sc
 
 @pytest.mark.parametrize("name", ["OldExec", "NoSuchExec"])
 def test_wrong_secrets_are_limited_per_name(api, users, imported, scrypt_calls, name):
-    from chalicelib.executors import SECRET_FAILURE_LIMIT, SECRET_FAILURE_WINDOW_SECONDS
+    from chalicelib.legacy_executors import SECRET_FAILURE_LIMIT, SECRET_FAILURE_WINDOW_SECONDS
 
     for i in range(SECRET_FAILURE_LIMIT):
         assert legacy_get(api, name, secret=f"guess-{i}").status_code == 404

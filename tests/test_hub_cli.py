@@ -25,7 +25,7 @@ def alice(live_api, users, home):
 
 def mark_image_ready(env: dict, namespace: str, name: str, version: int) -> None:
     """What CodeBuild's `SUCCEEDED` state change does to a version (via EventBridge)."""
-    from chalicelib import executors as server
+    from chalicelib import images
     from chalicelib import keys
     from chalicelib.config import get_settings
 
@@ -37,11 +37,11 @@ def mark_image_ready(env: dict, namespace: str, name: str, version: int) -> None
         "build-status": "SUCCEEDED",
         "build-id": f"arn:aws:codebuild:us-east-1:123456789012:build/{get_settings().codebuild_project}:b1",
         "additional-information": {"environment": {"environment-variables": [
-            {"name": server.ENV_VERSION_PK, "value": pk},
-            {"name": server.ENV_VERSION_SK, "value": sk},
+            {"name": images.ENV_VERSION_PK, "value": pk},
+            {"name": images.ENV_VERSION_SK, "value": sk},
         ]}},
     }}
-    assert server.record_build_state(event) == "ready"
+    assert images.record_build_state(event) == "ready"
 
 
 def test_push_pull_and_manage_an_executor(alice, home, tmp_path, capsys, monkeypatch):

@@ -54,7 +54,7 @@ def _stream_format(data: bytes) -> str:
 def _upload_metadata(fields: dict[str, Field], data: bytes) -> dict[str, Any]:
     """The client's metaData, kept small: the summary's name/value pairs (no descriptions),
     the stream format, the length and type docarray reported."""
-    from chalicelib.registry import MAX_METADATA_BYTES
+    from chalicelib.checks import MAX_METADATA_BYTES
 
     raw = text(fields, "metaData")
     try:
@@ -82,7 +82,7 @@ def _upload_metadata(fields: dict[str, Field], data: bytes) -> dict[str, Any]:
 
 
 def upload_artifact(request: RpcRequest) -> dict[str, Any]:
-    from chalicelib import registry
+    from chalicelib import access, uploads
 
     who = signed_in(request)
     fields = request.fields()
@@ -90,7 +90,7 @@ def upload_artifact(request: RpcRequest) -> dict[str, Any]:
     if ns is None:
         raise InvalidRequest(f"'{name}' has no namespace: push '{who.namespace}/{name}' "
                              "(new arrays live in your namespace)")
-    registry.require_owner_namespace(who, ns)
+    access.require_owner_namespace(who, ns)
     check_body_size(request, f"the array '{ns}/{name}'",
                      f"nshub push FILE {ns}/{name}` after `docs.save_binary(FILE, "
                      "protocol='protobuf', compress='gzip')")
@@ -103,18 +103,18 @@ def upload_artifact(request: RpcRequest) -> dict[str, Any]:
     if public is not None:
         body["visibility"] = "public" if public else "private"
     info = push_bytes(
-        lambda b: registry.start_upload(who, ARRAY, ns, name, b),
-        lambda upload_id, b: registry.complete_upload(who, ARRAY, ns, name, upload_id, b),
+        lambda b: uploads.start_upload(who, ARRAY, ns, name, b),
+        lambda upload_id, b: uploads.complete_upload(who, ARRAY, ns, name, upload_id, b),
         data, body)
     return success(_artifact(info))
 
 
 def _readable_array(caller: Caller | None, ns: str | None, name: str) -> dict[str, Any]:
-    from chalicelib import legacy, registry
+    from chalicelib import legacy, resources
 
     if ns is None:
         return legacy.get_array(caller, name)
-    return registry.get_resource(caller, ARRAY, ns, name)
+    return resources.get_resource(caller, ARRAY, ns, name)
 
 
 def download_url(request: RpcRequest) -> dict[str, Any]:
@@ -130,28 +130,28 @@ def artifact_detail(request: RpcRequest) -> dict[str, Any]:
 
 
 def delete_artifact(request: RpcRequest) -> dict[str, Any]:
-    from chalicelib import registry
+    from chalicelib import resources
 
     who = signed_in(request)
     ns, name = _array_name(request.fields())
     if ns is None:
         raise LegacyReadOnly(f"'{name}' is a legacy array and cannot be deleted: "
                              "only 'username/name' arrays can")
-    registry.delete_resource(who, ARRAY, ns, name)
+    resources.delete_resource(who, ARRAY, ns, name)
     return success({"name": f"{ns}/{name}", "deleted": True})
 
 
 def list_artifacts(request: RpcRequest) -> dict[str, Any]:
     """The caller's arrays, as docarray's cloud_list and JACDocStore.list want them."""
-    from chalicelib import registry
+    from chalicelib import checks, resources
 
     who = signed_in(request)
     fields = request.fields()
     found: list[dict] = []
     cursor = None
     while True:
-        page = registry.list_resources(who, ARRAY, who.namespace, registry.MAX_LIST_LIMIT,
-                                       cursor)
+        page = resources.list_resources(who, ARRAY, who.namespace, checks.MAX_LIST_LIMIT,
+                                        cursor)
         found += page["items"]
         cursor = page["next_cursor"]
         if not cursor:

@@ -70,27 +70,27 @@ def _push_lines(payload: dict[str, Any], message: str) -> Lines:
 
 
 def push_executor(request: RpcRequest) -> Lines:
-    from chalicelib import registry
+    from chalicelib import access, uploads
 
     who = signed_in(request)
     fields = request.fields()
     name = text(fields, "id", required=True)
     ns, name = split_name(name, "executor")
     ns = ns or who.namespace
-    registry.require_owner_namespace(who, ns)
+    access.require_owner_namespace(who, ns)
     check_body_size(request, f"the executor package of '{ns}/{name}'",
                      f"nshub hub push FOLDER` (as `{ns}/{name}`)")
     _, data, body, tags = _push_fields(request)
     info = push_bytes(
-        lambda b: registry.start_upload(who, EXECUTOR, ns, name, b),
-        lambda upload_id, b: registry.complete_upload(who, EXECUTOR, ns, name, upload_id, b),
+        lambda b: uploads.start_upload(who, EXECUTOR, ns, name, b),
+        lambda upload_id, b: uploads.complete_upload(who, EXECUTOR, ns, name, upload_id, b),
         data, body)
     return _push_lines(_executor_payload(info, tags), f"pushed {ns}/{name} v{info['version']}")
 
 
 def update_legacy_executor(request: RpcRequest) -> Lines:
     """`jina hub push --force-update NAME --secret S`: a legacy executor, by its secret."""
-    from chalicelib import executors
+    from chalicelib import legacy_executors
 
     fields = request.fields()
     name = text(fields, "id", required=True)
@@ -101,9 +101,9 @@ def update_legacy_executor(request: RpcRequest) -> Lines:
                      "nshub hub push FOLDER` (as `OWNER/NAME`)")
     _, data, body, tags = _push_fields(request)
     info = push_bytes(
-        lambda b: executors.start_legacy_upload(request.caller, name, secret, b),
-        lambda upload_id, b: executors.complete_legacy_upload(request.caller, name, secret,
-                                                              upload_id, b),
+        lambda b: legacy_executors.start_legacy_upload(request.caller, name, secret, b),
+        lambda upload_id, b: legacy_executors.complete_legacy_upload(request.caller, name,
+                                                                     secret, upload_id, b),
         data, body)
     payload = _executor_payload(info, tags)
     if secret is not None:
@@ -117,7 +117,7 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
     """What `jina hub pull`, Executor.from_hub and Flow(uses=...) fetch: the package URL and
     its md5, for `jinaai://ns/Name[:tag]` (id `ns/Name`) or `jinahub://Name[:secret]` (id
     `Name`, with its secret)."""
-    from chalicelib import executors, registry
+    from chalicelib import legacy_executors, resources
 
     fields = request.fields()
     ns, name = split_name(text(fields, "id", required=True), "executor")
@@ -125,10 +125,10 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
     if tag == "latest":
         tag = None  # no tag and `latest` are the same thing
     if ns is None:
-        info = executors.get_legacy_executor(request.caller, name, text(fields, "secret"),
-                                             tag=tag)
+        info = legacy_executors.get_legacy_executor(request.caller, name,
+                                                    text(fields, "secret"), tag=tag)
     else:
-        info = registry.get_resource(request.caller, EXECUTOR, ns, name, tag=tag)
+        info = resources.get_resource(request.caller, EXECUTOR, ns, name, tag=tag)
     tags = [tag] if tag else list(info.get("tags") or [])
     containers = [info["image"]] if info.get("image") and info.get("image_status") == "ready" \
         else []

@@ -144,7 +144,7 @@ class Head:
         values = _values(self, skip=("legacy", "tags", "protected_tags"))
         if self.legacy:
             values["legacy"] = 1
-        if self.tags or self.kind == keys.EXECUTOR:
+        if self.tags:
             values["tags"] = dict(self.tags)
         if self.protected_tags:
             values["protected_tags"] = set(self.protected_tags)
