@@ -452,12 +452,13 @@ def pre_sign_up(event, context):
 
 # ---- events
 # S3 notifications (via SQS), the table stream and the hourly reconciler. Thin: parse the
-# event, call chalicelib/cleanup.py (reconciler.py), return the partial batch response. Lambda honours that
-# response only with FunctionResponseTypes: [ReportBatchItemFailures] on the mapping, which
-# Chalice cannot set, and Chalice wants literal event sources at package time (the queue of
-# stage dev; the stream ARN from the packaging environment): `make package` merges
-# infra/functions.yaml, which sets both mappings' FunctionResponseTypes, the queue's stage
-# and `Stream: !GetAtt Table.StreamArn`. The dev stack's pump calls these directly.
+# event, call chalicelib/cleanup.py (or reconciler.py), return the partial batch response.
+# Lambda honours that response only with FunctionResponseTypes: [ReportBatchItemFailures] on
+# the mapping, which Chalice cannot set, and Chalice wants literal event sources at package
+# time (the queue of stage dev; the stream ARN from the packaging environment): `make
+# package` merges infra/functions.yaml, which sets both mappings' FunctionResponseTypes, the
+# queue's stage and `Stream: !GetAtt Table.StreamArn`. The dev stack's pump calls these
+# directly.
 
 
 def _flushed(result):

@@ -34,7 +34,7 @@ MAX_AUTHORIZATION_CHARS = 8192  # far above any Cognito token; refused before an
 @dataclass(frozen=True)
 class Caller:
     username: str
-    via: str  # "id", "access", "pat" (personal access token) or "legacy-secret"
+    via: str  # "id", "access" or "pat" (personal access token)
     sub: str = ""  # the account (Cognito `sub`) behind a token
     scopes: frozenset[str] = FULL_SCOPES  # a personal access token's; sign-ins have all
     token_id: str | None = None  # the personal access token acting, if any

@@ -1,10 +1,10 @@
 """Executor images: every new executor version starts one container image build,
 event-driven, and the images of dropped versions stop being pullable.
 
-The table stream's INSERT of a version item of a kind that builds images -> `handle_stream_record` -> CodeBuild;
-CodeBuild's state changes (EventBridge) -> `record_build_state`. Build status only moves
-forward: pending -> building -> ready | failed (terminal), whatever order events arrive in
-(chalicelib/store/builds.py). A build whose state change never arrives is settled by the
+The table stream's INSERT of a version item of a kind that builds images (kinds.py) ->
+`handle_stream_record` -> CodeBuild; CodeBuild's state changes (EventBridge) ->
+`record_build_state`. Build status only moves forward: pending -> building -> ready |
+failed (terminal), whatever order events arrive in (chalicelib/store/builds.py). A build whose state change never arrives is settled by the
 hourly reconciler (`settle_stuck_builds`).
 
 ECR: one repository per executor (keys.image_repository), its images tagged `v{version}`
@@ -38,8 +38,8 @@ ENV_VERSION_PK, ENV_VERSION_SK = "NSHUB_VERSION_PK", "NSHUB_VERSION_SK"
 
 
 def handle_stream_record(record: dict) -> str | None:
-    """One table-stream record (Lambda's shape). An INSERT of an executor version starts its
-    image build (returns the build id); every other record is ignored (returns None)."""
+    """One table-stream record (Lambda's shape). An INSERT of a version of a kind that builds
+    images starts its image build (returns the build id); every other record is ignored (returns None)."""
     if record.get("eventName") != "INSERT":
         return None
     image = (record.get("dynamodb") or {}).get("NewImage") or {}
@@ -58,7 +58,7 @@ def start_image_build(version_image: dict) -> str | None:
     version = stored.from_stream_image(version_image)
     assert isinstance(version, Version)
     generation, number = version.generation, version.version
-    head = stored.read_head(version.pk, keys.EXECUTOR, consistent=True)
+    head = stored.read_head(version.pk, version.kind, consistent=True)
     if head is None or head.generation != generation:
         logger.info("image build skipped: resource deleted", extra={"pk": version.pk, "sk": version.sk})
         return None

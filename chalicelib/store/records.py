@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from chalicelib import keys
+from chalicelib.times import epoch, iso
 
 
 class ConditionFailed(Exception):
@@ -78,7 +79,7 @@ class Version:
 
     @classmethod
     def from_item(cls, item: Any) -> Version:
-        return _read(cls, item, version=int(item.version), size=int(item.size or 0),
+        return _read(cls, item, version=int(item.version or 0), size=int(item.size or 0),
                      kind=item.kind or keys.parse_sk(item.sk)["kind"])
 
     @property
@@ -275,8 +276,6 @@ class Token:
 
     @classmethod
     def from_item(cls, item: Any) -> Token:
-        from chalicelib.times import epoch
-
         return cls(
             token_id=item.token_id, secret_hash=keys.token_hash_of(item.pk), owner=item.owner,
             owner_sub=item.owner_sub, name=item.name, scopes=tuple(item.scopes or ()),
@@ -285,8 +284,6 @@ class Token:
         )
 
     def attributes(self, tombstone_seconds: int) -> dict[str, Any]:
-        from chalicelib.times import iso
-
         return {"pk": keys.token_pk(self.secret_hash), "sk": keys.token_sk(),
                 "token_id": self.token_id, "owner": self.owner, "owner_sub": self.owner_sub,
                 "name": self.name, "scopes": list(self.scopes),

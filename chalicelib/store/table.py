@@ -98,7 +98,7 @@ class Item(Model):
 
     # namespace claim: the Cognito `sub` of the account that owns the namespace
     account_sub = UnicodeAttribute(null=True)
-    # personal access token (chalicelib/tokenstore.py reads and writes these)
+    # personal access token (chalicelib/store/tokens.py reads and writes these)
     token_id = UnicodeAttribute(null=True)
     owner_sub = UnicodeAttribute(null=True)  # the account's Cognito sub
     scopes = JSONAttribute(null=True)  # ["read"] or ["read", "write"]
