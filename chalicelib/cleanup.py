@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_plus
 
-from chalicelib import blobs, keys
+from chalicelib import blobs, integrity, keys
 from chalicelib.config import get_settings
 from chalicelib.kinds import policy
 from chalicelib.observability import logger, metrics
@@ -216,8 +216,6 @@ def handle_blob_events(records: Iterable[dict],
     """A Lambda SQS batch of S3 notifications and verification requests -> a partial batch
     response. A verification that the function's remaining time could not finish is left
     for a later delivery (reported as failed, so SQS hands it out again)."""
-    from chalicelib import integrity
-
     failures = []
     for message in records:
         try:

@@ -15,12 +15,12 @@ from chalicelib import blobs, keys
 from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, LegacyReadOnly
+from chalicelib.heads import new_generation, next_head
 from chalicelib.names import check_name, check_namespace
 from chalicelib.resources import get_resource
 from chalicelib.store import resources as stored
 from chalicelib.store.records import ConditionFailed, Upload, UploadNotPending, Version
 from chalicelib.times import now_iso
-from chalicelib.uploads import new_generation, next_head
 
 ARRAY = keys.ARRAY
 

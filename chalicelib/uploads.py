@@ -22,7 +22,6 @@ import random
 import re
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from chalicelib import blobs, keys
@@ -38,12 +37,13 @@ from chalicelib.checks import (
 )
 from chalicelib.config import get_settings
 from chalicelib.errors import ChecksumMismatch, Conflict, InvalidRequest, NotFound, SizeMismatch, TooLarge
+from chalicelib.heads import head_changes, new_generation, next_head
 from chalicelib.info import resource_info
 from chalicelib.kinds import policy
 from chalicelib.names import check_name
 from chalicelib.store import resources as stored
 from chalicelib.store.records import ConditionFailed, Head, Upload, UploadNotPending, Version
-from chalicelib.tags import protected_tags_of, refuse_protected_moves, stored_tags
+from chalicelib.tags import refuse_protected_moves, stored_tags
 from chalicelib.times import iso, now_iso
 
 # Racing commits of one name: each round one wins and the others read the head again; a
@@ -335,7 +335,7 @@ def _commit_version(kind: str, ns: str, name: str, upload: Upload, extra: dict |
         new_head = next_head(head, version, upload, stamp)
         try:
             stored.commit_version(head, new_head, version, upload,
-                                  _head_changes(new_head, request))
+                                  head_changes(new_head, request))
         except UploadNotPending:
             fresh = stored.read_upload(upload.pk, upload.sk)
             if fresh is not None and fresh.state == "completed":
@@ -351,57 +351,3 @@ def _pause_before_retry(attempt: int) -> None:
     """Full jitter: a random pause up to a bound that doubles with each failed attempt."""
     bound = min(COMMIT_BACKOFF_MAX_SECONDS, COMMIT_BACKOFF_SECONDS * 2 ** min(attempt, 10))
     time.sleep(random.uniform(0, bound))  # noqa: S311 - jitter, not a secret
-
-
-def new_generation() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def _head_changes(new_head: Head, request: dict) -> dict[str, Any]:
-    """What a later push writes to the head: only what the push changes, so a change made
-    meanwhile (a PATCH) is kept."""
-    changes: dict[str, Any] = {
-        "counter": new_head.counter, "current": new_head.current,
-        "current_size": new_head.current_size, "current_sha256": new_head.current_sha256,
-        "updated_at": new_head.updated_at}
-    if request.get("visibility"):
-        changes["visibility"] = new_head.visibility
-    if request.get("metadata") is not None:
-        changes["metadata"] = new_head.metadata
-    kind_policy = policy(new_head.kind)
-    if kind_policy.tagged:
-        changes["tags"] = new_head.tags
-        if new_head.protected_tags:
-            changes["protected_tags"] = new_head.protected_tags
-    if kind_policy.builds_images:
-        changes.update(image_status=None, image_build_id=None, image_log_url=None)
-    return changes
-
-
-def next_head(head: Head | None, version: Version, upload: Upload, stamp: str,
-              legacy: bool = False) -> Head:
-    """The head once `upload` is committed as `version`: the first push's (head None) or a
-    later one's, with what the push asked for (visibility, metadata, tags)."""
-    kind, ns, request = version.kind, version.namespace, upload.request
-    visibility = request.get("visibility") or (head.visibility if head else "private")
-    metadata = request.get("metadata")
-    if metadata is None:
-        metadata = head.metadata if head is not None else {}
-    if head is None:
-        head = Head(version.pk, keys.head_sk(kind), kind, ns, upload.name, version.generation,
-                    created_at=stamp, legacy=legacy)  # the first spelling stays
-    new = replace(
-        head, visibility=visibility, metadata=metadata, updated_at=stamp,
-        owner=upload.owner if upload.owner != ns else head.owner, counter=version.version,
-        current=version.summary(), current_size=version.size, current_sha256=version.sha256,
-    )
-    kind_policy = policy(kind)
-    if kind_policy.tagged:
-        tags = stored_tags(head)  # an old `latest` entry goes
-        for tag in request.get("tags", []):
-            tags[tag] = version.version
-        new.tags = tags
-        new.protected_tags = protected_tags_of(head) | set(request.get("protected_tags", []))
-    if kind_policy.builds_images:
-        new.image_status = new.image_build_id = new.image_log_url = None  # not built yet
-    return new
