@@ -153,7 +153,8 @@ def sign_up_trigger_bypassed() -> Iterator[None]:
 # stored. So every process that serves moto makes it check what S3 checks on a presigned
 # request (the URL's signature and expiry, which cover the signed Content-Length; the body
 # against `x-amz-checksum-sha256`), keep that checksum, answer CompleteMultipartUpload with
-# its composite checksum, and serve a ranged GET without copying the whole object.
+# its composite checksum, serve a ranged GET without copying the whole object, and complete a
+# multipart upload without copying its parts (devstack/s3parts.py).
 
 def make_moto_faithful(secret_key: str | None = None) -> None:
     """Both fixes, for every process that serves moto (tests, the dev stack, benchmarks)."""
@@ -166,6 +167,9 @@ _S3_PATCHED = {"secret": None}
 
 def make_s3_faithful(secret_key: str | None = None) -> None:
     import os
+
+    from devstack import s3parts
+    from devstack.s3parts import remember_body_sha256
 
     from moto.s3.responses import S3Response
 
@@ -182,7 +186,7 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
         if request.method == "PUT":
             secret = _S3_PATCHED["secret"] or os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
             _check_presigned(request, full_url, secret)
-            _check_body_checksum(request.headers, self.body)
+            remember_body_sha256(_check_body_checksum(request.headers, self.body))
         return original_key_response(self, request, full_url)
 
     def _get_checksum(self, response_headers):
@@ -233,6 +237,7 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
     S3Response.get_object = get_object
     S3Response.head_object = head_object
     _make_value_lazy_on_demand()
+    s3parts.install()
 
 
 def _as_bytes(content) -> bytes:
@@ -281,8 +286,9 @@ def _make_value_lazy_on_demand() -> None:
     FakeKey.value = property(value, stored.fset)
 
 
-def _check_body_checksum(headers, body: bytes | None) -> None:
-    """S3 refuses a body whose SHA-256 is not the `x-amz-checksum-sha256` sent with it."""
+def _check_body_checksum(headers, body: bytes | None) -> str | None:
+    """S3 refuses a body whose SHA-256 is not the `x-amz-checksum-sha256` sent with it; the
+    checked checksum, if one was sent."""
     import base64
     import hashlib
 
@@ -290,11 +296,12 @@ def _check_body_checksum(headers, body: bytes | None) -> None:
 
     sent = headers.get("x-amz-checksum-sha256")
     if not sent:
-        return
+        return None
     actual = base64.b64encode(hashlib.sha256(body or b"").digest()).decode()
     if actual != sent:
         raise S3ClientError("BadDigest", "The SHA256 you specified did not match the calculated "
                                          "checksum.")
+    return actual
 
 
 def _check_presigned(request, full_url: str, secret: str) -> None:

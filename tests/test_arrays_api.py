@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from chalicelib import keys
+from tests.backend import blob_keys, multipart_uploads
 from tests.conftest import MiB
 from tests.helpers import pull, push, put_parts, random_bytes, sha, start
 
@@ -195,6 +196,20 @@ def test_abort_and_unknown_uploads(api, users):
     r = api.post(f"/v1/arrays/bob/ab/uploads/{plan['upload_id']}/complete",
                  token=token(users, "bob"), json={"parts": []})
     assert r.status_code == 404
+
+
+def test_aborting_a_multipart_upload_frees_its_parts(api, users, aws_env):
+    """An abort leaves nothing behind in S3: the parts already sent go with the upload."""
+    t = token(users, "alice")
+    data = random_bytes(11 * MiB)
+    plan = start(api, t, "alice/gone", data).json()
+    assert len(plan["parts"]) > 1
+    put_parts(plan, data)
+    assert len(multipart_uploads(aws_env)) == 1
+    r = api.delete(f"/v1/arrays/alice/gone/uploads/{plan['upload_id']}", token=t)
+    assert r.status_code == 204
+    assert multipart_uploads(aws_env) == set() and blob_keys(aws_env) == set()
+    assert api.get("/v1/arrays/alice/gone", token=t).status_code == 404
 
 
 def test_expired_upload_is_404(api, users, monkeypatch):

@@ -137,3 +137,33 @@ def test_multipart_parts_are_checked_and_complete_returns_the_composite(s3):
     r = requests.get(url, headers={"Range": f"bytes={6 * MiB}-{6 * MiB + 99}"}, timeout=60)
     assert r.status_code == 206 and r.content == data[6 * MiB: 6 * MiB + 100]
     assert r.headers["Content-Range"] == f"bytes {6 * MiB}-{6 * MiB + 99}/{len(data)}"
+
+
+@pytest.mark.parametrize("algorithm", [None, "CRC32", "SHA256"])
+def test_a_completed_multipart_object_reads_back_whole_and_by_range(s3, algorithm):
+    """moto completes without copying the parts (devstack/s3parts.py): the object still reads
+    back byte for byte, across part boundaries, with S3's ETag, and is replaced like any other."""
+    data = os.urandom(11 * MiB + 123)
+    chunks = [data[i:i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    asked = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+    upload = s3.create_multipart_upload(Bucket=s3.bucket, Key="w", **asked)["UploadId"]
+    parts = []
+    for number, chunk in enumerate(chunks, 1):
+        r = s3.upload_part(Bucket=s3.bucket, Key="w", UploadId=upload, PartNumber=number,
+                           Body=chunk, **asked)
+        part = {"PartNumber": number, "ETag": r["ETag"]}
+        if algorithm:
+            part[f"Checksum{algorithm}"] = r[f"Checksum{algorithm}"]
+        parts.append(part)
+    done = s3.complete_multipart_upload(Bucket=s3.bucket, Key="w", UploadId=upload,
+                                        MultipartUpload={"Parts": parts})
+    md5s = b"".join(hashlib.md5(c).digest() for c in chunks)
+    assert done["ETag"].strip('"') == f"{hashlib.md5(md5s).hexdigest()}-{len(chunks)}"
+    whole = s3.get_object(Bucket=s3.bucket, Key="w")
+    assert whole["ContentLength"] == len(data) and whole["Body"].read() == data
+    for start, stop in [(5 * MiB - 10, 5 * MiB + 9), (0, 0), (len(data) - 5, len(data) - 1),
+                        (MiB, 10 * MiB + 7)]:
+        got = s3.get_object(Bucket=s3.bucket, Key="w", Range=f"bytes={start}-{stop}")
+        assert got["Body"].read() == data[start:stop + 1]
+    s3.put_object(Bucket=s3.bucket, Key="w", Body=b"replaced")
+    assert s3.get_object(Bucket=s3.bucket, Key="w")["Body"].read() == b"replaced"
