@@ -3,6 +3,7 @@
     import nshub
     nshub.push_file("data.bin", "alice/fashion_mnist", public=True)
     nshub.pull_file("alice/fashion_mnist", "data.bin")
+    nshub.push_executor("MyExecutor/", public=True, tags=["v1"])
 
 The module functions are the methods of a default `Client()`, which reads NSHUB_ENDPOINT,
 NSHUB_TOKEN and the credentials of `nshub login` at call time. Imports are lazy so that
@@ -25,6 +26,7 @@ _ALIASES = {
     "push_file": "push_file",
     "push_bytes": "push_bytes",
     "pull_file": "pull_file",
+    "pull_to_file": "pull_to_file",
     "pull_bytes": "pull_bytes",
     "info": "info",
     "list_arrays": "list",
@@ -36,6 +38,11 @@ _ALIASES = {
     "create_token": "create_token",
     "list_tokens": "list_tokens",
     "revoke_token": "revoke_token",
+    "push_executor": "push_executor",
+    "pull_executor": "pull_executor",
+    "executor_info": "executor_info",
+    "list_executors": "list_executors",
+    "list_executor_versions": "list_executor_versions",
 }
 
 __all__ = ["Client", "NshubError", "Retry", "__version__", *_ALIASES]

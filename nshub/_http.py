@@ -3,7 +3,9 @@
 Retries follow huggingface_hub's `http_backoff`: exponential backoff with full jitter on
 connection errors and on 429/500/502/503/504, honouring `Retry-After`. Only idempotent calls
 are retried after a 5xx or a dropped connection; a 429 means the request was refused before
-anything happened, so it is retried for every method.
+anything happened, so it is retried for every method. `Backoff` is the one count of failures
+and waits: API calls and part PUTs (`request_with_retries`) and downloads (nshub/download.py)
+all use it.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,6 +48,29 @@ class Retry:
         if asked is not None:
             return min(asked, self.max_retry_after)
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class Backoff:
+    """The consecutive failures of one operation, held against a `Retry`."""
+
+    def __init__(self, retry: Retry):
+        self.retry = retry
+        self.failures = 0
+
+    def failed(self, retry_after: str | None = None) -> float | None:
+        """Count a failure: the seconds to wait before the next attempt, or None when the
+        attempts are spent."""
+        self.failures += 1
+        if self.failures >= self.retry.attempts:
+            return None
+        return self.retry.delay(self.failures, retry_after)
+
+    def progressed(self) -> None:
+        """An attempt moved forward (a download received bytes): count from zero again."""
+        self.failures = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.retry.sleep(seconds)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -88,35 +113,34 @@ def request_with_retries(
     `body_factory`, when given, makes a fresh `data=` for each attempt (a streamed body can
     be read only once). Raises ServerUnreachable when the connection keeps failing.
     """
-    attempt = 0
+    backoff = Backoff(retry)
     while True:
-        attempt += 1
         if body_factory is not None:
             kwargs["data"] = body_factory()
         try:
             response = session.request(method, url, **kwargs)
         except TRANSIENT_ERRORS as exc:
             _close_body(kwargs.get("data"))
-            if not idempotent or attempt >= retry.attempts:
+            wait = backoff.failed() if idempotent else None
+            if wait is None:
                 raise ServerUnreachable(
                     f"cannot reach {_origin(url)}: {_short(exc)}", status=None
                 ) from exc
-            wait = retry.delay(attempt)
-            logger.debug("%s %s failed (%s); retry %d in %.2fs", method, url, exc, attempt, wait)
-            retry.sleep(wait)
+            logger.debug("%s %s failed (%s); retry %d in %.2fs", method, url, exc,
+                         backoff.failures, wait)
+            backoff.sleep(wait)
             continue
         _close_body(kwargs.get("data"))
         retryable = response.status_code == 429 or (
             idempotent and response.status_code in RETRY_STATUSES
         )
-        if not retryable or attempt >= retry.attempts:
+        wait = backoff.failed(response.headers.get("Retry-After")) if retryable else None
+        if wait is None:
             return response
-        wait = retry.delay(attempt, response.headers.get("Retry-After"))
-        logger.debug(
-            "%s %s answered %d; retry %d in %.2fs", method, url, response.status_code, attempt, wait
-        )
+        logger.debug("%s %s answered %d; retry %d in %.2fs", method, url, response.status_code,
+                     backoff.failures, wait)
         response.close()
-        retry.sleep(wait)
+        backoff.sleep(wait)
 
 
 def raise_for_api_error(response: requests.Response) -> None:
@@ -141,12 +165,6 @@ def raise_for_storage_error(response: requests.Response, what: str) -> None:
         + (f" ({detail})" if detail else ""),
         status=response.status_code,
     )
-
-
-def iter_chunks(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
-    for chunk in response.iter_content(chunk_size=chunk_size):
-        if chunk:
-            yield chunk
 
 
 def _close_body(body: Any) -> None:
@@ -174,6 +192,7 @@ def _short(exc: Exception) -> str:
 
 
 __all__ = [
+    "Backoff",
     "NshubError",
     "Retry",
     "new_session",

@@ -171,7 +171,7 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_pull(client: Any, args: argparse.Namespace) -> None:
-    path, info = client._pull_to_file(args.name, args.output, version=args.version)
+    path, info = client.pull_to_file(args.name, args.output, version=args.version)
     result = {**_without_urls(info), "path": str(path)}
     if not _json(args, result):
         print(

@@ -1,23 +1,27 @@
-"""The Python API: `Client`, and through `nshub/__init__.py` its methods as module functions.
+"""The Python API: `Client`, one class whose public methods are every operation (arrays,
+executors, accounts and tokens); `nshub/__init__.py` offers the common ones as module functions.
 
     from nshub import Client
     hub = Client()                          # NSHUB_ENDPOINT, NSHUB_TOKEN or `nshub login`
     hub.push_file("data.bin", "alice/fashion_mnist", public=True)
     hub.pull_file("alice/fashion_mnist", "data.bin")
+    hub.push_executor("MyExecutor/", public=True, tags=["v1"])
+    folder = hub.pull_executor("jinaai://alice/MyExecutor:v1")     # a folder with config.yml
 
 `token` is a string (used as the bearer: a login's ID token or a personal access token
 `nshub_...`), False (anonymous, even when logged in) or None (the NSHUB_TOKEN variable, else
 the credentials file of `nshub login`, refreshed automatically when its ID token is about to
 expire, or of `nshub login --token`).
+
+The methods are grouped by what they act on: accounts and tokens (client_accounts.py),
+arrays (client_arrays.py), executors (client_executors.py). This module holds what they
+share: the session, API calls (bearer, retries, typed errors), pagination, and the upload
+and download flows.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, IO
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -25,38 +29,14 @@ import requests
 from nshub import credentials as credentials_file
 from nshub import settings
 from nshub._http import Retry, new_session, raise_for_api_error, request_with_retries
+from nshub.client_accounts import AccountMethods
+from nshub.client_arrays import ArrayMethods
+from nshub.client_executors import ExecutorMethods
 from nshub.credentials import Credentials
-from nshub.errors import (
-    TOKEN_HINTS,
-    IntegrityError,
-    InvalidEndpoint,
-    InvalidRequest,
-    NotFound,
-    NotLoggedIn,
-    NshubError,
-    Unauthorized,
-)
-from nshub.names import (
-    ArrayName,
-    check_namespace,
-    parse_array_name,
-    pushable_array_name,
-    writable_array_name,
-)
+from nshub.download import download
+from nshub.errors import TOKEN_HINTS, InvalidEndpoint, NotLoggedIn, NshubError, Unauthorized
 from nshub.progress import transfer_bar
-from nshub.transfer import (
-    Opener,
-    bytes_opener,
-    download,
-    hash_source,
-    hash_source_parts,
-    path_opener,
-    source_size,
-    RangedDownload,
-    RangesIgnored,
-    upload_parts,
-    verify_download,
-)
+from nshub.upload import Opener, hash_source, hash_source_parts, source_size, upload_parts
 
 # One refresh at a time per process: the credentials file is shared by every Client.
 _refresh_lock = threading.Lock()
@@ -66,7 +46,7 @@ TOKEN_PREFIX = "nshub_"  # personal access tokens
 MiB = 1024 * 1024
 
 
-class Client:
+class Client(AccountMethods, ArrayMethods, ExecutorMethods):
     def __init__(
         self,
         endpoint: str | None = None,
@@ -130,271 +110,7 @@ class Client:
         """The server's public settings: `{region, user_pool_id, client_id, max_upload_bytes, part_size}`."""
         return self._api("GET", "/v1/config", auth=False)
 
-    def signup(self, username: str, password: str, email: str) -> dict:
-        """Create an account; returns `{username, confirmed}`. Your username is your namespace."""
-        return self._api(
-            "POST",
-            "/v1/auth/signup",
-            json={"username": username, "password": password, "email": email},
-            auth=False,
-        )
-
-    def confirm(self, username: str, code: str) -> dict:
-        """Confirm a sign-up with the code sent by email."""
-        return self._api(
-            "POST", "/v1/auth/confirm", json={"username": username, "code": code}, auth=False
-        ) or {"username": username, "confirmed": True}
-
-    def login(self, username: str, password: str) -> dict:
-        """Sign in and store the tokens in the credentials file (0600); returns `{username, namespace}`."""
-        try:
-            tokens = self._api(
-                "POST",
-                "/v1/auth/login",
-                json={"username": username, "password": password},
-                auth=False,
-            )
-        except Unauthorized as exc:
-            exc.hint = "no account yet? `nshub signup USERNAME --email EMAIL` creates one"
-            raise
-        me = self._api("GET", "/v1/me", bearer=tokens["id_token"])
-        credentials_file.save(
-            Credentials.from_login(self.endpoint, me.get("username") or username, tokens)
-        )
-        return me
-
-    def login_with_token(self, token: str) -> dict:
-        """Store a personal access token (`nshub_...`) as this machine's login, after the
-        server accepted it; returns `{username, namespace}` of its account."""
-        token = (token or "").strip()
-        if not token or any(c.isspace() for c in token):
-            raise InvalidRequest("the token is empty or has spaces in it: paste it again",
-                                 code="InvalidToken")
-        try:
-            me = self._api("GET", "/v1/me", bearer=token)
-        except Unauthorized as exc:
-            exc.hint = "check the token you pasted, or make a new one with `nshub token create NAME`"
-            raise
-        credentials_file.save(Credentials.from_token(self.endpoint, me["username"], token))
-        return me
-
-    def logout(self) -> bool:
-        """Forget the stored tokens; True if there were any."""
-        return credentials_file.delete()
-
-    def whoami(self) -> dict:
-        """`{username, namespace}` of the caller; NotLoggedIn when there is no token."""
-        bearer = self._bearer()
-        if bearer is None:
-            self.config()  # an unreachable server is worth saying before "not logged in"
-            stored = credentials_file.load()
-            if stored is not None and stored.endpoint != self.endpoint:
-                raise NotLoggedIn(
-                    f"you are not logged in to {self.endpoint} (your login as "
-                    f"{stored.username} is for {stored.endpoint})",
-                    hint=f"run `nshub login USERNAME`, or set NSHUB_ENDPOINT={stored.endpoint}")
-            raise NotLoggedIn(f"you are not logged in to {self.endpoint}")
-        return self._api("GET", "/v1/me")
-
-    # --- personal access tokens -------------------------------------------------------------
-
-    def create_token(self, name: str, *, scope: str = "read", days: int | None = None) -> dict:
-        """Make a personal access token for your account (needs your login, not a token).
-
-        `scope` is "read" (pull, info, list) or "write" (also push, change, delete); the token
-        expires after `days` (1-365, the server's default 90). Returns `{id, name, scopes,
-        created_at, expires_at, token}`: `token` is the secret, shown this once.
-        """
-        if scope not in ("read", "write"):
-            raise InvalidRequest(f"scope must be 'read' or 'write', not {scope!r}")
-        body: dict[str, Any] = {"name": name,
-                                "scopes": ["read", "write"] if scope == "write" else ["read"]}
-        if days is not None:
-            body["expires_in_days"] = days
-        return self._api("POST", "/v1/tokens", json=body)
-
-    def list_tokens(self) -> list[dict]:
-        """Your live tokens, oldest first: `{id, name, scopes, created_at, expires_at,
-        last_used_at}` each (never the secret)."""
-        return self._api("GET", "/v1/tokens").get("items") or []
-
-    def revoke_token(self, token_id: str) -> None:
-        """Revoke one of your tokens by id: it is refused from the next request on."""
-        if not isinstance(token_id, str) or not token_id.strip():
-            raise InvalidRequest("give the id of the token (see `nshub token ls`)")
-        self._api("DELETE", f"/v1/tokens/{quote(token_id.strip(), safe='')}")
-
-    # --- arrays ---------------------------------------------------------------------------
-
-    def push_file(
-        self,
-        path: str | os.PathLike,
-        name: str,
-        *,
-        public: bool | None = None,
-        metadata: dict | None = None,
-    ) -> dict:
-        """Push a file as a new version of the array `name` (`namespace/name`); returns its info.
-
-        `public=None` keeps the current visibility (private for a new array).
-        """
-        target = self._push_target(name)
-        path = Path(path)
-        if not path.is_file():
-            raise InvalidRequest(f"{str(path)!r} is not a file")
-        return self._push(path_opener(path), target, public, metadata, desc=path.name)
-
-    def push_bytes(
-        self,
-        data: bytes | bytearray | memoryview,
-        name: str,
-        *,
-        public: bool | None = None,
-        metadata: dict | None = None,
-    ) -> dict:
-        """Push bytes held in memory as a new version of `name`; returns its info."""
-        target = self._push_target(name)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError("data must be bytes-like")
-        return self._push(bytes_opener(data), target, public, metadata, desc=target.name)
-
-    def pull_file(
-        self,
-        name: str,
-        path: str | os.PathLike | None = None,
-        *,
-        version: int | None = None,
-    ) -> Path:
-        """Download an array to `path` (a file, or a folder to put `<name>` in; default: here).
-
-        The bytes land in `<path>.part`, are checked against the declared size and sha256, and
-        only then renamed to `path`. An interrupted pull resumes where it stopped.
-        """
-        return self._pull_to_file(name, path, version=version)[0]
-
-    def _pull_to_file(
-        self, name: str, path: str | os.PathLike | None, *, version: int | None
-    ) -> tuple[Path, dict]:
-        array = parse_array_name(name)
-        info = self._downloadable_info(name, version)
-        target = Path(path) if path is not None else Path.cwd()
-        if target.is_dir():
-            target = target / array.name
-        partial = target.with_name(target.name + ".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-
-        ranged = int(info["size"]) > settings.pull_range_bytes()
-        for fresh in (False, True):
-            if ranged:
-                try:
-                    digest, info = self._download_ranges(array, info, version, partial, fresh)
-                except RangesIgnored:
-                    ranged = False  # a store without ranged GETs: one stream
-                    fresh = True
-            if not ranged:
-                offset, digest = _resume_state(partial, int(info["size"]), fresh)
-                with open(partial, "ab") as sink:
-                    digest, info = self._download(array, info, version, sink, offset, digest)
-            try:
-                verify_download(partial.stat().st_size, digest, info, str(array))
-                break
-            except IntegrityError:
-                partial.unlink(missing_ok=True)
-                partial.with_name(partial.name + ".ranges").unlink(missing_ok=True)
-                if fresh:
-                    raise
-                # the bytes resumed from disk were stale (another version?): once more, clean
-        partial.with_name(partial.name + ".ranges").unlink(missing_ok=True)
-        os.replace(partial, target)
-        return target, info
-
-    def pull_bytes(self, name: str, *, version: int | None = None) -> bytes:
-        """Download an array into memory, checked against its declared size and sha256."""
-        array = parse_array_name(name)
-        info = self._downloadable_info(name, version)
-        sink = io.BytesIO()
-        digest, info = self._download(array, info, version, sink, 0, hashlib.sha256())
-        verify_download(sink.tell(), digest, info, str(array))
-        return sink.getvalue()
-
-    def info(self, name: str, *, version: int | None = None) -> dict:
-        """The info of an array (latest version unless `version`), with a fresh `download_url`."""
-        array = parse_array_name(name)
-        params = {"version": int(version)} if version is not None else None
-        try:
-            return self._api("GET", _array_path(array), params=params)
-        except NotFound as exc:
-            if params:  # the array may exist without that version
-                exc.hint = (f"`nshub versions {array}` lists its versions; private arrays of "
-                            "others are invisible")
-            raise
-
-    def _downloadable_info(self, name: str, version: int | None) -> dict:
-        """The info to pull from: a quarantined version (the owner still sees it) has no bytes
-        to give."""
-        info = self.info(name, version=version)
-        if info.get("integrity") == "quarantined":
-            raise IntegrityError(
-                f"{info.get('full_name', name)} version {info.get('version')} is quarantined "
-                f"({info.get('quarantine_reason')}): push the file again")
-        return info
-
-    def list(self, namespace: str, *, limit: int | None = None) -> list[dict]:
-        """Arrays of a namespace (all of them, following pages; at most `limit`)."""
-        ns = check_namespace(namespace)
-        return self._paginate(f"/v1/arrays/{quote(ns)}", limit)
-
-    def versions(self, name: str, *, limit: int | None = None) -> list[dict]:
-        """Versions of an array, as the server orders them."""
-        array = parse_array_name(name)
-        if array.legacy:
-            info = self.info(name)  # a legacy array has the one version it was frozen with
-            return [{k: v for k, v in info.items() if not k.startswith("download_")}]
-        return self._paginate(_array_path(array) + "/versions", limit)
-
-    def set_visibility(self, name: str, visibility: str) -> dict:
-        """Make an array `public` or `private`; returns its info."""
-        if visibility not in ("public", "private"):
-            raise InvalidRequest(f"visibility must be 'public' or 'private', not {visibility!r}")
-        array = writable_array_name(name)
-        return self._api("PATCH", _array_path(array), json={"visibility": visibility})
-
-    def set_metadata(self, name: str, metadata: dict) -> dict:
-        """Replace the metadata of an array; returns its info."""
-        if not isinstance(metadata, dict):
-            raise InvalidRequest("metadata must be a JSON object (a dict)")
-        array = writable_array_name(name)
-        return self._api("PATCH", _array_path(array), json={"metadata": metadata})
-
-    def delete(self, name: str) -> None:
-        """Delete an array and all its versions (the bytes go shortly after)."""
-        array = writable_array_name(name)
-        self._api("DELETE", _array_path(array))
-
     # --- transfers ------------------------------------------------------------------------
-
-    def _push_target(self, name: str) -> ArrayName:
-        stored = credentials_file.load()
-        return pushable_array_name(name, stored.username if stored else None)
-
-    def _push(
-        self,
-        opener: Opener,
-        array: ArrayName,
-        public: bool | None,
-        metadata: dict | None,
-        desc: str,
-    ) -> dict:
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidRequest("metadata must be a JSON object (a dict)")
-        if self._bearer() is None:
-            raise NotLoggedIn(f"pushing needs a login: you are not logged in to {self.endpoint}")
-        body: dict[str, Any] = {}
-        if public is not None:
-            body["visibility"] = "public" if public else "private"
-        if metadata is not None:
-            body["metadata"] = metadata
-        return self._upload(_array_path(array), body, opener, desc)
 
     def _upload(self, base: str, body: dict, opener: Opener, desc: str,
                 headers: dict[str, str] | None = None) -> dict:
@@ -463,68 +179,15 @@ class Client:
         except (NshubError, requests.RequestException):
             pass
 
-    def _download_ranges(self, array: ArrayName, info: dict, version: int | None,
-                         partial: Path, fresh: bool) -> tuple[Any, dict]:
-        """Parallel ranged GETs into `partial`, resumable (see transfer.RangedDownload)."""
-        size = int(info["size"])
-        current = {"info": info}
-        pinned = info.get("version", version) if not array.legacy else version
-
-        def refresh_url() -> str:
-            current["info"] = self.info(str(array), version=pinned)
-            return current["info"]["download_url"]
-
-        lock = threading.Lock()
-        with transfer_bar(size, f"pull {array.name}") as bar:
-            def progress(n: int) -> None:
-                with lock:
-                    bar.update(n)
-
-            job = RangedDownload(
-                self.session, partial, url=info.get("download_url") or "",
-                refresh_url=refresh_url, size=size, sha256=str(info.get("sha256")),
-                retry=self.retry, workers=self.max_workers,
-                range_size=settings.pull_range_bytes(), on_progress=progress,
-                what=f"the download of {array}")
-            if fresh:
-                job.forget()
-                partial.unlink(missing_ok=True)
-            digest = job.run()
-        return digest, current["info"]
-
-    def _download(
-        self,
-        array: ArrayName,
-        info: dict,
-        version: int | None,
-        sink: Any,
-        offset: int,
-        digest: Any,
-    ) -> tuple[Any, dict]:
-        size = int(info["size"])
-        current = {"info": info}
-        # Resume the same version even if `latest` moves meanwhile.
-        pinned = info.get("version", version) if not array.legacy else version
-
-        def refresh_url() -> str:
-            current["info"] = self.info(str(array), version=pinned)
-            return current["info"]["download_url"]
-
-        with transfer_bar(size, f"pull {array.name}") as bar:
+    def _stream_download(self, sink: IO[bytes], *, url: str, refresh_url: Any, size: int,
+                         offset: int, digest: Any, label: str, what: str) -> Any:
+        """One GET stream into `sink` (which holds `offset` bytes hashed into `digest`), with
+        a progress bar; returns the digest of everything in `sink`."""
+        with transfer_bar(size, label) as bar:
             bar.update(offset)
-            digest = download(
-                self.session,
-                sink,
-                url=info.get("download_url") or "",
-                refresh_url=refresh_url,
-                size=size,
-                offset=offset,
-                digest=digest,
-                retry=self.retry,
-                on_progress=bar.update,
-                what=f"the download of {array}",
-            )
-        return digest, current["info"]
+            return download(self.session, sink, url=url, refresh_url=refresh_url, size=size,
+                            offset=offset, digest=digest, retry=self.retry,
+                            on_progress=bar.update, what=what)
 
     # --- HTTP -----------------------------------------------------------------------------
 
@@ -647,23 +310,3 @@ class Client:
         refreshed = stored.refreshed(tokens)
         credentials_file.save(refreshed)
         return refreshed
-
-
-def _array_path(array: ArrayName) -> str:
-    if array.legacy:
-        return f"/v1/legacy/arrays/{quote(array.name)}"
-    return f"/v1/arrays/{quote(array.namespace or '')}/{quote(array.name)}"
-
-
-def _resume_state(partial: Path, size: int, fresh: bool) -> tuple[int, Any]:
-    """How much of `partial` a pull can keep, and the digest of those bytes."""
-    digest = hashlib.sha256()
-    if fresh or not partial.exists() or partial.stat().st_size > size:
-        partial.unlink(missing_ok=True)
-        return 0, digest
-    offset = 0
-    with open(partial, "rb") as fh:
-        while chunk := fh.read(settings.CHUNK_SIZE):
-            digest.update(chunk)
-            offset += len(chunk)
-    return offset, digest

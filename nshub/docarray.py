@@ -77,7 +77,7 @@ def pull(
     list_cls = DocList[doc_type]
     client = client or _default_client()
     with tempfile.TemporaryDirectory(prefix="nshub-docarray-") as tmp:
-        path, info = client._pull_to_file(name, Path(tmp) / "docs.bin", version=version)
+        path, info = client.pull_to_file(name, Path(tmp) / "docs.bin", version=version)
         metadata = info.get("metadata") or {}
         compress = _compression_of(metadata, name)
         docs = list_cls.load_binary(

@@ -1,13 +1,18 @@
 """Executors: push a folder, pull it back by URI.
 
-    from nshub import executors
-    info = executors.push("MyExecutor/", public=True, tags=["v1"])   # into your namespace
-    folder = executors.pull("jinaai://alice/MyExecutor:v1")          # a folder with config.yml
-    image = executors.pull("jinaai+docker://alice/MyExecutor")       # an image reference
-    executors.pull("jinahub://MyExecutor:SECRET/v1")                 # legacy, with its secret
+    from nshub import Client
+    hub = Client()
+    info = hub.push_executor("MyExecutor/", public=True, tags=["v1"])  # into your namespace
+    folder = hub.pull_executor("jinaai://alice/MyExecutor:v1")         # a folder with config.yml
+    image = hub.pull_executor("jinaai+docker://alice/MyExecutor")      # an image reference
+    hub.pull_executor("jinahub://MyExecutor:SECRET/v1")                # legacy, with its secret
 
-Every function takes `client=`; without it a default `Client()` is used (NSHUB_ENDPOINT,
-NSHUB_TOKEN or the login of `nshub login`).
+The operations are methods of `nshub.Client` (nshub/client_executors.py). This module offers
+them as functions too, each taking `client=` (without it a fresh `Client()`: NSHUB_ENDPOINT,
+NSHUB_TOKEN or the login of `nshub login`): `executors.push(folder, ...)`, `pull(uri)`,
+`pull_source`, `image_info`, `pull_credentials`, `info`, `list_executors`, `versions`,
+`set_visibility`, `delete`. It also holds what needs no server: references (`resolve`), the
+name a push uses (`executor_name`), the cache of pulled packages, and `docker_login`.
 
 Push: the name is the `name` argument when given, else `metas.name` of config.yml, else its
 `jtype`. The folder is packed reproducibly (nshub.packaging: the same files give the same
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -42,30 +46,12 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import quote
+from typing import Any, Callable, Iterator
 
-
-from nshub import credentials as credentials_file
 from nshub import settings
-from nshub.errors import (
-    Conflict,
-    InvalidName,
-    InvalidRequest,
-    NotFound,
-    NotLoggedIn,
-    NshubError,
-)
+from nshub.errors import InvalidName, NshubError
 from nshub.names import check_name, check_namespace, check_tag
-from nshub.packaging import (
-    PackagingError,
-    check_executor_folder,
-    extract_package,
-    pack_executor,
-    read_executor_name,
-)
-from nshub.progress import transfer_bar
-from nshub.transfer import download, path_opener, verify_download
+from nshub.packaging import PackagingError, extract_package, read_executor_name
 from nshub.uri import (
     ACCEPTED_FORMS,
     ExecutorRef,
@@ -131,7 +117,8 @@ def _not_an_executor(target: object) -> InvalidExecutorURI:
         f"invalid executor {target!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}", hint=hint)
 
 
-def _writable(target: str | ExecutorRef) -> ExecutorRef:
+def resolve_writable(target: str | ExecutorRef) -> ExecutorRef:
+    """The reference of an executor to change or delete: NAMESPACE/NAME, not jinahub://."""
     ref = resolve(target)
     if ref.legacy:
         raise InvalidName(
@@ -141,36 +128,10 @@ def _writable(target: str | ExecutorRef) -> ExecutorRef:
     return ref
 
 
-def _path(namespace: str, name: str) -> str:
-    return f"/v1/executors/{quote(namespace)}/{quote(name)}"
-
-
-def _legacy_path(name: str) -> str:
-    return f"/v1/legacy/executors/{quote(name)}"
-
-
-def _secret_headers(secret: str | None) -> dict[str, str] | None:
-    return {SECRET_HEADER: secret} if secret else None
-
-
-def _source_uri(ref: ExecutorRef) -> str:
+def source_uri(ref: ExecutorRef) -> str:
     """The source-package URI of the same executor, safe to print (no secret)."""
     scheme = "jinahub" if ref.legacy else "jinaai"
     return dataclasses.replace(ref, scheme=scheme, docker=False).canonical(redact_secret=True)
-
-
-@contextlib.contextmanager
-def _using(client: Any) -> Iterator[Any]:
-    if client is not None:
-        yield client
-        return
-    from nshub.client import Client
-
-    with Client() as default:
-        yield default
-
-
-# --------------------------------------------------------------------------- push
 
 
 def executor_name(folder: str | os.PathLike, name: str | None = None) -> str:
@@ -192,174 +153,23 @@ def executor_name(folder: str | os.PathLike, name: str | None = None) -> str:
         ) from None
 
 
-def push(
-    folder: str | os.PathLike,
-    *,
-    name: str | None = None,
-    public: bool | None = None,
-    tags: list[str] | tuple[str, ...] | None = None,
-    protected_tags: list[str] | tuple[str, ...] | None = None,
-    metadata: dict | None = None,
-    legacy: str | bool | None = None,
-    secret: str | None = None,
-    client: Any = None,
-) -> dict:
-    """Push an executor folder as a new version; returns its info.
-
-    Into your own namespace, or with `legacy=NAME` (True: the derived name) through the legacy
-    routes, authorized by `secret` (or your login, if you own it). `public=None` keeps the
-    current visibility (private for a new executor). The new version gets `tags` and
-    `protected_tags`, and is `latest` by being the newest.
-    """
-    folder = Path(folder)
-    check_executor_folder(folder)
-    if legacy is True:
-        legacy = executor_name(folder, name)
-    executor = check_name(legacy) if legacy else executor_name(folder, name)
-    if secret is not None and not legacy:
-        raise InvalidRequest("a secret goes with a legacy push: pass legacy=NAME (--legacy NAME)")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidRequest("metadata must be a JSON object (a dict)")
-    tag_list = [check_tag(t) for t in (tags or ())]
-    protected = [check_tag(t) for t in (protected_tags or ())]
-    all_tags = sorted({*tag_list, *protected})
-
-    with _using(client) as client:
-        headers = _secret_headers(secret)
-        if legacy:
-            if not secret and client._bearer() is None:
-                raise NotLoggedIn(
-                    f"pushing legacy executor {executor} needs its secret (or the owner's login)"
-                )
-            base = _legacy_path(executor)
-        else:
-            base = _path(_my_namespace(client), executor)
-
-        zip_path, _, _ = pack_executor(folder)  # the upload flow hashes it (per part too)
-        try:
-            body: dict[str, Any] = {"tags": all_tags} if all_tags else {}
-            if protected:
-                body["protected_tags"] = sorted(set(protected))
-            if public is not None:
-                body["visibility"] = "public" if public else "private"
-            if metadata is not None:
-                body["metadata"] = metadata
-            return client._upload(base, body, path_opener(zip_path), executor, headers)
-        finally:
-            os.unlink(zip_path)
-
-
-def _my_namespace(client: Any) -> str:
-    """The caller's namespace: the stored login's username, else asked with /v1/me."""
-    if client._bearer() is None:
-        raise NotLoggedIn(f"pushing needs a login: you are not logged in to {client.endpoint}")
-    if client._token is None and not settings.env_token():
-        stored = credentials_file.load()
-        if stored is not None and stored.endpoint == client.endpoint and stored.username:
-            return check_namespace(stored.username)
-    return check_namespace(client.whoami()["namespace"])
-
-
-# --------------------------------------------------------------------------- pull
-
-
-def pull(uri: str | ExecutorRef, *, client: Any = None) -> Path | str:
-    """A source URI gives the folder of the package (with config.yml), from the cache when it
-    holds that version; a docker URI gives the image reference (ImageNotReady until built)."""
-    ref = resolve(uri)
-    with _using(client) as client:
-        if ref.docker:
-            return image_info(ref, client=client)["image"]
-        return pull_source(ref, client=client)[0]
-
-
-def pull_source(uri: str | ExecutorRef, *, client: Any = None) -> tuple[Path, dict, bool]:
-    """(folder, info, from_cache) of the source package a URI names."""
-    ref = resolve(uri)
-    with _using(client) as client:
-        info = _fetch(client, ref)
-        namespace = check_namespace(info.get("namespace"))
-        name = check_name(info.get("name"))
-        version = int(info["version"])
-        sha256 = str(info["sha256"]).lower()
-        parent = cache_root() / namespace / name.lower()
-        dest, marker = parent / f"v{version}", parent / f"v{version}.sha256"
-        if _is_cached(dest, marker, sha256):
-            return dest, info, True
-
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".v{version}-", suffix=".zip", dir=parent)
-        try:
-            with os.fdopen(fd, "w+b") as sink:
-                _download(client, ref, info, sink)
-            _install(Path(tmp), parent, version, sha256)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return dest, info, False
+# --------------------------------------------------------------------------- the cache
 
 
 def cache_root() -> Path:
     return settings.home() / "executors"
 
 
-def _is_cached(dest: Path, marker: Path, sha256: str) -> bool:
+def cached_version(parent: Path, version: int, sha256: str) -> Path | None:
+    """`parent/v{version}/` when its marker holds `sha256` (the folder is complete), else None."""
+    dest, marker = parent / f"v{version}", parent / f"v{version}.sha256"
     try:
-        return dest.is_dir() and marker.read_text().strip() == sha256
+        return dest if dest.is_dir() and marker.read_text().strip() == sha256 else None
     except OSError:
-        return False
+        return None
 
 
-def _fetch(client: Any, ref: ExecutorRef, *, version: int | None = None) -> dict:
-    """Info (with a download URL) of the version a reference means."""
-    params: dict[str, Any] = {}
-    if ref.legacy:
-        if ref.tag:
-            params["tag"] = ref.tag
-        return client._api(
-            "GET", _legacy_path(ref.name), params=params or None,
-            headers=_secret_headers(ref.secret),
-        )
-    if version is not None:
-        params["version"] = version
-    elif ref.tag:
-        params["tag"] = ref.tag
-    try:
-        return client._api("GET", _path(ref.namespace or "", ref.name), params=params or None)
-    except NotFound as exc:
-        if params:  # the executor may exist without that tag or version
-            exc.hint = (f"`nshub hub versions {ref.full_name}` lists its versions and tags; "
-                        "private executors of others are invisible")
-        raise
-
-
-def _download(client: Any, ref: ExecutorRef, info: dict, sink: Any) -> None:
-    size = int(info["size"])
-    expected = str(info["sha256"]).lower()
-    what = f"the download of {info.get('full_name') or ref.full_name} v{info['version']}"
-
-    def refresh_url() -> str:  # the presigned URL expired: ask again, for the same bytes
-        fresh = _fetch(client, ref, version=int(info["version"]))
-        if str(fresh.get("sha256", "")).lower() != expected:
-            raise Conflict(f"{ref.canonical(redact_secret=True)} changed during the pull: pull again")
-        return fresh["download_url"]
-
-    with transfer_bar(size, f"pull {info.get('name') or ref.name}") as bar:
-        digest = download(
-            client.session,
-            sink,
-            url=info.get("download_url") or "",
-            refresh_url=refresh_url,
-            size=size,
-            offset=0,
-            digest=hashlib.sha256(),
-            retry=client.retry,
-            on_progress=bar.update,
-            what=what,
-        )
-    verify_download(sink.tell(), digest, info, what)
-
-
-def _install(zip_path: Path, parent: Path, version: int, sha256: str) -> None:
+def install_package(zip_path: Path, parent: Path, version: int, sha256: str) -> Path:
     """Extract into a fresh sibling, swap it in as v{version}/, then write the marker."""
     dest, marker = parent / f"v{version}", parent / f"v{version}.sha256"
     staging = parent / f".v{version}-{uuid.uuid4().hex[:12]}"
@@ -387,51 +197,10 @@ def _install(zip_path: Path, parent: Path, version: int, sha256: str) -> None:
         os.replace(tmp, marker)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return dest
 
 
-# --------------------------------------------------------------------------- images
-
-
-def image_info(uri: str | ExecutorRef, *, client: Any = None) -> dict:
-    """The info of the version a URI names, once its container image is ready.
-
-    Raises ImageNotReady, with what to do instead, while the image is pending or building,
-    when its build failed, and when the registry builds no images.
-    """
-    ref = resolve(uri)
-    with _using(client) as client:
-        info = _fetch(client, ref)
-    where = f"{info.get('full_name') or ref.full_name} v{info.get('version')}"
-    status = str(info.get("image_status") or "pending")
-    source = _source_uri(ref)
-    if not info.get("image"):
-        raise ImageNotReady(
-            f"{where} has no container image on this registry: pull {source} to run from source"
-        )
-    if status in FAILED_STATUSES:
-        raise ImageNotReady(
-            f"the image build for {where} failed (status: {status}): pull {source} to run from "
-            "source, or push again"
-        )
-    if status != READY:
-        raise ImageNotReady(
-            f"the image for {where} is still building (status: {status}): try again in a few "
-            f"minutes, or pull {source} to run from source"
-        )
-    return info
-
-
-def pull_credentials(uri: str | ExecutorRef, *, client: Any = None) -> dict:
-    """Short-lived registry credentials for the image of an executor:
-    `{registry, username, password, expires_at, image, repository}`."""
-    ref = resolve(uri)
-    params = {"tag": ref.tag} if ref.tag else None
-    if ref.legacy:
-        path, headers = _legacy_path(ref.name), _secret_headers(ref.secret)
-    else:
-        path, headers = _path(ref.namespace or "", ref.name), None
-    with _using(client) as client:
-        return client._api("POST", path + "/pull-credentials", params=params, headers=headers)
+# --------------------------------------------------------------------------- docker
 
 
 def docker_login(creds: dict) -> str:
@@ -459,47 +228,36 @@ def docker_login(creds: dict) -> str:
     return registry
 
 
-# --------------------------------------------------------------------------- management
+# --------------------------------------------------------------------------- module functions
 
 
-def info(target: str | ExecutorRef, *, client: Any = None) -> dict:
-    """Info of an executor (the version its tag names, else the latest) with a download URL."""
-    ref = resolve(target)
-    with _using(client) as client:
-        return _fetch(client, ref)
+@contextlib.contextmanager
+def _using(client: Any) -> Iterator[Any]:
+    if client is not None:
+        yield client
+        return
+    from nshub.client import Client
+
+    with Client() as default:
+        yield default
 
 
-def list_executors(namespace: str, *, limit: int | None = None, client: Any = None) -> list[dict]:
-    """Executors of a namespace that you can see (all pages; at most `limit`)."""
-    ns = check_namespace(namespace)
-    with _using(client) as client:
-        return client._paginate(f"/v1/executors/{quote(ns)}", limit)
+def _alias(method: str) -> Callable[..., Any]:
+    def call(*args: Any, client: Any = None, **kwargs: Any) -> Any:
+        with _using(client) as hub:
+            return getattr(hub, method)(*args, **kwargs)
+
+    call.__doc__ = f"`Client.{method}` on `client` (default: a fresh `Client()`)."
+    return call
 
 
-def versions(target: str | ExecutorRef, *, limit: int | None = None, client: Any = None) -> list[dict]:
-    """Versions of an executor, newest first."""
-    ref = resolve(target)
-    with _using(client) as client:
-        namespace, name = ref.namespace, ref.name
-        if ref.legacy:
-            found = _fetch(client, ref)
-            namespace, name = found["namespace"], found["name"]
-        return client._paginate(_path(namespace or "", name) + "/versions", limit)
-
-
-def set_visibility(target: str | ExecutorRef, visibility: str, *, client: Any = None) -> dict:
-    """Make an executor `public` or `private`; returns its info."""
-    if visibility not in ("public", "private"):
-        raise InvalidRequest(f"visibility must be 'public' or 'private', not {visibility!r}")
-    ref = _writable(target)
-    with _using(client) as client:
-        return client._api(
-            "PATCH", _path(ref.namespace or "", ref.name), json={"visibility": visibility}
-        )
-
-
-def delete(target: str | ExecutorRef, *, client: Any = None) -> None:
-    """Delete an executor, all its versions and tags."""
-    ref = _writable(target)
-    with _using(client) as client:
-        client._api("DELETE", _path(ref.namespace or "", ref.name))
+push = _alias("push_executor")
+pull = _alias("pull_executor")
+pull_source = _alias("pull_executor_source")
+image_info = _alias("executor_image")
+pull_credentials = _alias("executor_pull_credentials")
+info = _alias("executor_info")
+list_executors = _alias("list_executors")
+versions = _alias("list_executor_versions")
+set_visibility = _alias("set_executor_visibility")
+delete = _alias("delete_executor")

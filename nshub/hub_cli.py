@@ -1,4 +1,5 @@
-"""`nshub hub ...`: executors on the command line (the Python API is nshub/executors.py).
+"""`nshub hub ...`: executors on the command line (the Python API: the executor methods of
+`nshub.Client`, nshub/client_executors.py).
 
     nshub hub push DIR [--name N] [--public|--private] [--tag T ...] [--protected-tag T ...]
                        [--legacy NAME --secret SECRET] [--json]
@@ -83,7 +84,7 @@ def _uri(info: dict, tag: str | None = None) -> str:
 def cmd_push(client: Any, args: argparse.Namespace) -> None:
     if args.secret and not args.legacy:
         raise InvalidRequest("--secret goes with --legacy NAME", code="InvalidUsage")
-    info = executors.push(
+    info = client.push_executor(
         args.folder,
         name=args.name,
         public=args.public,
@@ -91,7 +92,6 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
         protected_tags=args.protected_tags,
         legacy=args.legacy,
         secret=args.secret,
-        client=client,
     )
     if _json(args, info):
         return
@@ -107,9 +107,9 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
 def cmd_pull(client: Any, args: argparse.Namespace) -> None:
     ref = executors.resolve(args.uri)
     if ref.docker:
-        info = executors.image_info(ref, client=client)
+        info = client.executor_image(ref)
         if args.docker_login:
-            registry = executors.docker_login(executors.pull_credentials(ref, client=client))
+            registry = executors.docker_login(client.executor_pull_credentials(ref))
             print(f"docker is logged in to {registry}", file=sys.stderr)
         result = {"image": info["image"], "image_status": info.get("image_status")}
         if not _json(args, result):
@@ -120,7 +120,7 @@ def cmd_pull(client: Any, args: argparse.Namespace) -> None:
             "--docker-login is for docker URIs (jinaai+docker://, jinahub+docker://)",
             code="InvalidUsage",
         )
-    path, info, cached = executors.pull_source(ref, client=client)
+    path, info, cached = client.pull_executor_source(ref)
     result = {"path": str(path), "full_name": info.get("full_name"),
               "version": info.get("version"), "sha256": info.get("sha256"), "cached": cached}
     if not _json(args, result):
@@ -128,7 +128,7 @@ def cmd_pull(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_ls(client: Any, args: argparse.Namespace) -> None:
-    items = executors.list_executors(args.namespace, client=client)
+    items = client.list_executors(args.namespace)
     if _json(args, {"items": items}):
         return
     if not items:
@@ -145,7 +145,7 @@ def cmd_ls(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_info(client: Any, args: argparse.Namespace) -> None:
-    info = _without_urls(executors.info(args.target, client=client))
+    info = _without_urls(client.executor_info(args.target))
     if _json(args, info):
         return
     for key in ("full_name", "version", "tags", "protected_tags", "visibility", "size", "sha256",
@@ -175,7 +175,7 @@ def _builds_images(client: Any) -> bool:
 
 
 def cmd_versions(client: Any, args: argparse.Namespace) -> None:
-    items = executors.versions(args.target, client=client)
+    items = client.list_executor_versions(args.target)
     if _json(args, {"items": items}):
         return
     print_table(
@@ -186,13 +186,13 @@ def cmd_versions(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_visibility(client: Any, args: argparse.Namespace) -> None:
-    info = executors.set_visibility(args.target, args.visibility, client=client)
+    info = client.set_executor_visibility(args.target, args.visibility)
     if not _json(args, info):
         print(f"{info.get('full_name', args.target)} is now {info.get('visibility')}")
 
 
 def cmd_rm(client: Any, args: argparse.Namespace) -> None:
-    ref = executors._writable(args.target)  # a bad name fails before the question
+    ref = executors.resolve_writable(args.target)  # a bad name fails before the question
     name = ref.full_name
     if not args.yes:
         if not sys.stdin.isatty():
@@ -203,5 +203,5 @@ def cmd_rm(client: Any, args: argparse.Namespace) -> None:
         if answer not in ("y", "yes"):
             print("nothing deleted")
             return
-    executors.delete(ref, client=client)
+    client.delete_executor(ref)
     print(f"deleted {name}")

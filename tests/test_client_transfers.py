@@ -247,7 +247,7 @@ def test_a_download_that_never_completes_gives_up(alice, hub, tmp_path, waits):
 
 
 def test_parts_cover_the_file_exactly():
-    from nshub.transfer import part_ranges
+    from nshub.upload import part_ranges
 
     assert part_ranges(3, 10, 25) == [(1, 0, 10), (2, 10, 10), (3, 20, 5)]
     assert part_ranges(1, 10, 7) == [(1, 0, 7)]
@@ -259,7 +259,7 @@ def test_a_part_is_read_lazily_in_bounded_pieces():
     import io
 
     from nshub import settings
-    from nshub.transfer import FileSlice
+    from nshub.upload import FileSlice
 
     reads = []
 

@@ -91,6 +91,7 @@ def test_operators_import_legacy_arrays_from_any_folder(shell):
 def test_the_python_quick_start(shell):
     shell("nshub signup dave --email dave@example.com --password-stdin", stdin=PASSWORD)
     shell("nshub login dave --password-stdin", stdin=PASSWORD)
+    executor_folder(shell.folder / "MyExecutor")
     script = '''
 import os
 import nshub
@@ -100,6 +101,9 @@ client.push_file("train.bin", "dave/fashion_mnist", public=True)
 os.remove("train.bin")
 client.pull_file("dave/fashion_mnist", "train.bin")
 assert open("train.bin", "rb").read() == b"x" * 100
+client.push_executor("./MyExecutor", public=True, tags=["v1.0"])
+folder = client.pull_executor("jinaai://dave/MyExecutor:v1.0")
+assert os.path.isfile(os.path.join(folder, "config.yml"))
 
 from docarray import BaseDoc, DocList
 from nshub.docarray import push, pull

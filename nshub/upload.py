@@ -1,0 +1,262 @@
+"""Pushing bytes to presigned URLs, in bounded memory.
+
+The source is hashed by streaming it (whole, and per part in the same pass), then each part is
+PUT from a `FileSlice` (a lazily read window of the source with a known length), in parallel,
+each part retried with backoff on its own (`request_with_retries`). A part URL refused with
+403 (it lives at most 15 minutes) is renewed once.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import IO, Any, Callable, Iterator
+
+import requests
+
+from nshub import settings
+from nshub._http import Retry, raise_for_storage_error, request_with_retries
+from nshub.errors import IntegrityError, InvalidRequest, StorageError
+
+Opener = Callable[[], IO[bytes]]
+
+
+def path_opener(path: Any) -> Opener:
+    return lambda: open(path, "rb")
+
+
+def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
+    return lambda: io.BytesIO(data)  # shares the buffer, no copy
+
+
+def hash_source(opener: Opener) -> tuple[int, str]:
+    """(size, sha256 hex) of everything `opener` yields, read CHUNK_SIZE at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    with opener() as fh:
+        while chunk := fh.read(settings.CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def source_size(opener: Opener) -> int:
+    with opener() as fh:
+        return fh.seek(0, io.SEEK_END)
+
+
+def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
+    """(size, sha256, [sha256 of each part_size piece]) in one streaming pass.
+
+    The two digests run side by side: hashlib releases the GIL on large buffers, so the whole
+    file's digest is computed on a second thread while this one computes the part's."""
+    whole, part = hashlib.sha256(), hashlib.sha256()
+    parts: list[str] = []
+    size = in_part = 0
+    with opener() as fh, ThreadPoolExecutor(max_workers=1) as pool:
+        while chunk := fh.read(min(settings.CHUNK_SIZE, part_size - in_part)):
+            pending = pool.submit(whole.update, chunk)
+            part.update(chunk)
+            pending.result()
+            size += len(chunk)
+            in_part += len(chunk)
+            if in_part == part_size:
+                parts.append(part.hexdigest())
+                part, in_part = hashlib.sha256(), 0
+    if in_part or not parts:
+        parts.append(part.hexdigest())
+    return size, whole.hexdigest(), parts
+
+
+class _Cancelled(Exception):
+    """Another part failed: stop sending this one."""
+
+
+class FileSlice:
+    """`length` bytes of a source from `offset`, read lazily.
+
+    requests streams it (it has `read` and `__iter__`) with `Content-Length: len(slice)`, so a
+    part never sits whole in memory.
+    """
+
+    def __init__(
+        self,
+        opener: Opener,
+        offset: int,
+        length: int,
+        on_read: Callable[[int], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ):
+        self._fh = opener()
+        self._fh.seek(offset)
+        self._length = length
+        self._remaining = length
+        self._on_read = on_read
+        self._cancelled = cancelled
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise _Cancelled()
+        if self._remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self._remaining:
+            size = self._remaining
+        data = self._fh.read(size)
+        if not data:
+            raise IntegrityError("the file got shorter while it was being pushed: push it again")
+        self._remaining -= len(data)
+        if self._on_read is not None:
+            self._on_read(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(settings.CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def part_ranges(total: int, part_size: int, size: int) -> list[tuple[int, int, int]]:
+    """(part_number, offset, length) per part: part i covers [(i-1)*part_size, min(i*part_size,
+    size)); a single part is the whole file."""
+    if total == 1:
+        return [(1, 0, size)]
+    ranges = []
+    for number in range(1, total + 1):
+        offset = (number - 1) * part_size
+        length = min(part_size, size - offset)
+        if length <= 0:
+            raise InvalidRequest(
+                f"the server planned part {number} beyond the end of a {size}-byte file"
+            )
+        ranges.append((number, offset, length))
+    return ranges
+
+
+class PartURLs:
+    """The part URLs of an upload: the plan's first batch, then the next batch asked for
+    (`fetch(part_numbers)`) when a worker reaches a part without one."""
+
+    def __init__(self, plan: dict, total: int, fetch: Callable[[list[int]], list[dict]] | None,
+                 batch: int):
+        self._known = {int(p["part_number"]): p for p in plan["parts"]}
+        self._total, self._fetch, self._batch = total, fetch, max(1, batch)
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> dict:
+        with self._lock:
+            if number not in self._known:
+                if self._fetch is None:
+                    raise InvalidRequest(f"the server handed out no URL for part {number}")
+                wanted = [n for n in range(number, min(self._total, number + self._batch - 1) + 1)
+                          if n not in self._known]
+                self._known.update({int(p["part_number"]): p for p in self._fetch(wanted)})
+            return self._known.pop(number)  # a URL is used once: memory stays one batch
+
+
+def upload_parts(
+    session: requests.Session,
+    plan: dict,
+    size: int,
+    opener: Opener,
+    *,
+    retry: Retry,
+    workers: int,
+    on_progress: Callable[[int], None],
+    renew: Callable[[int], dict] | None = None,
+    more: Callable[[list[int]], list[dict]] | None = None,
+) -> list[dict]:
+    """PUT every part of an upload plan; returns `[{part_number, etag}]` in order.
+
+    The plan carries the first batch of part URLs and `parts_total`; `more(part_numbers)`
+    fetches further batches as the workers get there. Presigned URLs live at most 15
+    minutes: a part refused with 403 gets a fresh URL from `renew(part_number)` once, then is
+    sent again."""
+    total = int(plan.get("parts_total") or len(plan["parts"]))
+    ranges = part_ranges(total, int(plan.get("part_size") or size or 1), size)
+    urls = PartURLs(plan, total, more, batch=max(len(plan["parts"]), 1))
+    cancelled = threading.Event()
+    lock = threading.Lock()
+
+    def progress(n: int) -> None:
+        with lock:
+            on_progress(n)
+
+    def put(part: dict, offset: int, length: int) -> dict:
+        number = int(part["part_number"])
+        headers = {str(k): str(v) for k, v in (part.get("headers") or {}).items()}
+        signed_length = _header(headers, "Content-Length")
+        if signed_length is not None and int(signed_length) != length:
+            raise InvalidRequest(
+                f"the server expects {signed_length} bytes for part {number}, the file has {length}"
+            )
+        sent = [0]
+
+        def body() -> Any:
+            # A retried part starts over: take back what the failed attempt counted.
+            if sent[0]:
+                progress(-sent[0])
+                sent[0] = 0
+            if length == 0:
+                return b""  # requests would send an empty stream chunked
+
+            def counted(n: int) -> None:
+                sent[0] += n
+                progress(n)
+
+            return FileSlice(opener, offset, length, counted, cancelled)
+
+        response = request_with_retries(
+            session,
+            "PUT",
+            part["url"],
+            retry=retry,
+            idempotent=True,
+            body_factory=body,
+            headers=headers,
+            timeout=settings.TRANSFER_TIMEOUT,
+        )
+        with response:
+            raise_for_storage_error(response, f"upload of part {number}")
+            etag = response.headers.get("ETag")
+        if not etag:
+            raise StorageError(f"the object store returned no ETag for part {number}")
+        return {"part_number": number, "etag": etag}
+
+    def put_renewing(number: int, offset: int, length: int) -> dict:
+        if cancelled.is_set():
+            raise _Cancelled()
+        try:
+            return put(urls.get(number), offset, length)
+        except StorageError as exc:
+            if renew is None or getattr(exc, "status", None) != 403:
+                raise
+        return put(renew(number), offset, length)
+
+    if len(ranges) == 1:
+        return [put_renewing(*ranges[0])]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ranges)))) as pool:
+        futures = [pool.submit(put_renewing, *r) for r in ranges]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        except BaseException:
+            cancelled.set()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
