@@ -25,7 +25,9 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from nshub import __version__, settings
+from nshub.cli_output import human_size, print_json, print_table, with_json, without_urls
 from nshub.errors import InvalidRequest, NshubError
+from nshub.hub_cli import add_hub_parser
 
 Handler = Callable[[Any, argparse.Namespace], int | None]
 
@@ -38,31 +40,31 @@ def add_auth_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("username")
     p.add_argument("--email", required=True)
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    _with_json(p).set_defaults(func=cmd_signup)
+    with_json(p).set_defaults(func=cmd_signup)
 
     p = sub.add_parser("confirm", help="confirm an account with the code sent by email")
     p.add_argument("username")
     p.add_argument("code")
-    _with_json(p).set_defaults(func=cmd_confirm)
+    with_json(p).set_defaults(func=cmd_confirm)
 
     p = sub.add_parser("login", help="sign in and store the tokens in NSHUB_HOME (0600)")
     p.add_argument("username", nargs="?")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument("--token", action="store_true",
                    help="store a personal access token (read from stdin, never an argument)")
-    _with_json(p).set_defaults(func=cmd_login, usage_check=(p, _login_usage))
+    with_json(p).set_defaults(func=cmd_login, usage_check=(p, _login_usage))
 
     p = sub.add_parser("logout", help="forget the stored tokens")
     p.set_defaults(func=cmd_logout)
 
     p = sub.add_parser("whoami", help="print who you are signed in as")
-    _with_json(p).set_defaults(func=cmd_whoami)
+    with_json(p).set_defaults(func=cmd_whoami)
 
 
 def cmd_signup(client: Any, args: argparse.Namespace) -> None:
     password = _read_password(args.password_stdin, confirm=True)
     result = client.signup(args.username, password, args.email)
-    if _json(args, result):
+    if print_json(args, result):
         return
     username = result.get("username", args.username)
     print(f"signed up as {username}")
@@ -72,7 +74,7 @@ def cmd_signup(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_confirm(client: Any, args: argparse.Namespace) -> None:
     result = client.confirm(args.username, args.code)
-    if not _json(args, result):
+    if not print_json(args, result):
         print(f"confirmed {args.username}: now run `nshub login {args.username}`")
 
 
@@ -87,13 +89,13 @@ def cmd_login(client: Any, args: argparse.Namespace) -> None:
             client.logout()
             raise InvalidRequest(f"this token belongs to {me.get('username')}, not "
                                  f"{args.username}: nothing stored", code="WrongAccount")
-        if not _json(args, me):
+        if not print_json(args, me):
             print(f"logged in as {me.get('username')} at {client.endpoint} with a personal "
                   "access token")
         return
     password = _read_password(args.password_stdin, confirm=False)
     me = client.login(args.username, password)
-    if not _json(args, me):
+    if not print_json(args, me):
         print(f"logged in as {me.get('username', args.username)} at {client.endpoint}")
 
 
@@ -109,7 +111,7 @@ def cmd_logout(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_whoami(client: Any, args: argparse.Namespace) -> None:
     me = client.whoami()
-    if not _json(args, me):
+    if not print_json(args, me):
         print(me.get("username"))
 
 
@@ -127,31 +129,31 @@ def add_array_commands(sub: argparse._SubParsersAction) -> None:
         "--meta", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
         help="metadata to record (repeatable)",
     )
-    _with_json(p).set_defaults(func=cmd_push)
+    with_json(p).set_defaults(func=cmd_push)
 
     p = sub.add_parser("pull", help="download an array, checked against its sha256")
     p.add_argument("name", help="namespace/name, or a bare legacy name")
     p.add_argument("-o", "--output", help="file or folder to write (default: ./NAME)")
     p.add_argument("--version", type=int)
-    _with_json(p).set_defaults(func=cmd_pull)
+    with_json(p).set_defaults(func=cmd_pull)
 
     p = sub.add_parser("ls", help="list the arrays of a namespace")
     p.add_argument("namespace")
-    _with_json(p).set_defaults(func=cmd_ls)
+    with_json(p).set_defaults(func=cmd_ls)
 
     p = sub.add_parser("info", help="show an array")
     p.add_argument("name")
     p.add_argument("--version", type=int)
-    _with_json(p).set_defaults(func=cmd_info)
+    with_json(p).set_defaults(func=cmd_info)
 
     p = sub.add_parser("versions", help="list the versions of an array")
     p.add_argument("name")
-    _with_json(p).set_defaults(func=cmd_versions)
+    with_json(p).set_defaults(func=cmd_versions)
 
     p = sub.add_parser("visibility", help="make an array public or private")
     p.add_argument("name")
     p.add_argument("visibility", choices=("public", "private"))
-    _with_json(p).set_defaults(func=cmd_visibility)
+    with_json(p).set_defaults(func=cmd_visibility)
 
     p = sub.add_parser("rm", help="delete an array and all its versions")
     p.add_argument("name")
@@ -162,7 +164,7 @@ def add_array_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_push(client: Any, args: argparse.Namespace) -> None:
     metadata = dict(args.meta) if args.meta else None
     info = client.push_file(args.file, args.name, public=args.public, metadata=metadata)
-    if not _json(args, info):
+    if not print_json(args, info):
         done = "unchanged:" if info.get("unchanged") else "pushed"
         print(
             f"{done} {info.get('full_name', args.name)} version {info.get('version')} "
@@ -172,8 +174,8 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_pull(client: Any, args: argparse.Namespace) -> None:
     path, info = client.pull_to_file(args.name, args.output, version=args.version)
-    result = {**_without_urls(info), "path": str(path)}
-    if not _json(args, result):
+    result = {**without_urls(info), "path": str(path)}
+    if not print_json(args, result):
         print(
             f"pulled {info.get('full_name', args.name)} version {info.get('version')} "
             f"to {path} ({human_size(info.get('size'))})"
@@ -182,7 +184,7 @@ def cmd_pull(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_ls(client: Any, args: argparse.Namespace) -> None:
     items = client.list(args.namespace)
-    if _json(args, {"items": items}):
+    if print_json(args, {"items": items}):
         return
     if not items:
         print(f"no arrays in {args.namespace} that you can see")
@@ -199,9 +201,9 @@ def cmd_ls(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_info(client: Any, args: argparse.Namespace) -> None:
     info = client.info(args.name, version=args.version)
-    if _json(args, info):
+    if print_json(args, info):
         return
-    shown = _without_urls(info)
+    shown = without_urls(info)
     for key in ("full_name", "version", "visibility", "size", "sha256", "created_at",
                 "updated_at", "legacy"):
         if key in shown:
@@ -215,7 +217,7 @@ def cmd_info(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_versions(client: Any, args: argparse.Namespace) -> None:
     items = client.versions(args.name)
-    if _json(args, {"items": items}):
+    if print_json(args, {"items": items}):
         return
     print_table(
         ("VERSION", "SIZE", "SHA256", "CREATED"),
@@ -226,7 +228,7 @@ def cmd_versions(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_visibility(client: Any, args: argparse.Namespace) -> None:
     info = client.set_visibility(args.name, args.visibility)
-    if not _json(args, info):
+    if not print_json(args, info):
         print(f"{info.get('full_name', args.name)} is now {info.get('visibility')}")
 
 
@@ -259,10 +261,10 @@ def add_token_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scope", choices=("read", "write"), default="read",
                    help="read: pull, info, list; write: also push, change, delete (default read)")
     c.add_argument("--days", type=int, help="days until it expires (1-365, default 90)")
-    _with_json(c).set_defaults(func=cmd_token_create)
+    with_json(c).set_defaults(func=cmd_token_create)
 
     c = tsub.add_parser("ls", help="list your live tokens (never their secrets)")
-    _with_json(c).set_defaults(func=cmd_token_ls)
+    with_json(c).set_defaults(func=cmd_token_ls)
 
     c = tsub.add_parser("rm", help="revoke a token: refused from the next request on")
     c.add_argument("id", help="the token's id (see `nshub token ls`)")
@@ -271,7 +273,7 @@ def add_token_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_token_create(client: Any, args: argparse.Namespace) -> None:
     made = client.create_token(args.name, scope=args.scope, days=args.days)
-    if _json(args, made):
+    if print_json(args, made):
         return
     print(made["token"])
     print(f"token '{made.get('name')}' (id {made.get('id')}): {', '.join(made.get('scopes') or [])}"
@@ -282,7 +284,7 @@ def cmd_token_create(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_token_ls(client: Any, args: argparse.Namespace) -> None:
     items = client.list_tokens()
-    if _json(args, {"items": items}):
+    if print_json(args, {"items": items}):
         return
     if not items:
         print("no live tokens: make one with `nshub token create NAME`")
@@ -301,18 +303,12 @@ def cmd_token_rm(client: Any, args: argparse.Namespace) -> None:
 
 # --- the program ------------------------------------------------------------------------
 
-def add_hub_commands(sub: argparse._SubParsersAction) -> None:
-    from nshub.hub_cli import add_hub_parser  # imported here: hub_cli uses this module's helpers
-
-    add_hub_parser(sub)
-
-
 # Each adds its subcommands.
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_auth_commands,
     add_array_commands,
     add_token_commands,
-    add_hub_commands,
+    add_hub_parser,
 ]
 
 
@@ -377,19 +373,6 @@ def _report(exc: BaseException, message: str, code: str, hint: str | None) -> No
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--json", action="store_true", help="print JSON")
-    return p
-
-
-def _json(args: argparse.Namespace, data: Any) -> bool:
-    """Print `data` as JSON if `--json` was given; say whether it was."""
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True))
-        return True
-    return False
-
-
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -414,28 +397,6 @@ def _read_password(from_stdin: bool, *, confirm: bool) -> str:
     if not password:
         raise InvalidRequest("the password is empty", code="EmptyPassword")
     return password
-
-
-def _without_urls(info: dict) -> dict:
-    return {k: v for k, v in info.items() if not k.startswith("download_")}
-
-
-def human_size(size: Any) -> str:
-    if not isinstance(size, (int, float)):
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
 if __name__ == "__main__":

@@ -47,6 +47,16 @@ MiB = 1024 * 1024
 
 
 class Client(AccountMethods, ArrayMethods, ExecutorMethods):
+    """The nshub API, every operation a method.
+
+    Accounts and tokens: signup, confirm, login, login_with_token, logout, whoami,
+    create_token, list_tokens, revoke_token. Arrays: push_file, push_bytes, pull_file,
+    pull_to_file, pull_bytes, info, list, versions, set_visibility, set_metadata, delete.
+    Executors: push_executor, pull_executor, pull_executor_source, executor_image,
+    executor_pull_credentials, executor_info, list_executors, list_executor_versions,
+    set_executor_visibility, delete_executor. The server: config.
+    """
+
     def __init__(
         self,
         endpoint: str | None = None,

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from nshub import executors
-from nshub.cli import _json, _with_json, _without_urls, human_size, print_table
+from nshub.cli_output import human_size, print_json, print_table, with_json, without_urls
 from nshub.errors import InvalidRequest
 
 
@@ -46,30 +46,30 @@ def add_hub_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="TAG", help="a tag that can never move again (repeatable)")
     p.add_argument("--legacy", metavar="NAME", help="push the legacy executor jinahub://NAME")
     p.add_argument("--secret", help="the legacy executor's secret (with --legacy)")
-    _with_json(p).set_defaults(func=cmd_push)
+    with_json(p).set_defaults(func=cmd_push)
 
     p = hs.add_parser("pull", help="pull an executor; prints its folder (or image)")
     p.add_argument("uri", help="jinaai://NS/NAME[:TAG], jinahub://NAME[:SECRET][/TAG], or +docker")
     p.add_argument("--docker-login", action="store_true",
                    help="for a docker URI: log docker in to the registry with short-lived credentials")
-    _with_json(p).set_defaults(func=cmd_pull)
+    with_json(p).set_defaults(func=cmd_pull)
 
     p = hs.add_parser("ls", help="list the executors of a namespace")
     p.add_argument("namespace")
-    _with_json(p).set_defaults(func=cmd_ls)
+    with_json(p).set_defaults(func=cmd_ls)
 
     p = hs.add_parser("info", help="show an executor")
     p.add_argument("target", metavar="URI_OR_NS/NAME")
-    _with_json(p).set_defaults(func=cmd_info)
+    with_json(p).set_defaults(func=cmd_info)
 
     p = hs.add_parser("versions", help="list the versions of an executor")
     p.add_argument("target", metavar="URI_OR_NS/NAME")
-    _with_json(p).set_defaults(func=cmd_versions)
+    with_json(p).set_defaults(func=cmd_versions)
 
     p = hs.add_parser("visibility", help="make an executor public or private")
     p.add_argument("target", metavar="NS/NAME")
     p.add_argument("visibility", choices=("public", "private"))
-    _with_json(p).set_defaults(func=cmd_visibility)
+    with_json(p).set_defaults(func=cmd_visibility)
 
     p = hs.add_parser("rm", help="delete an executor, all its versions and tags")
     p.add_argument("target", metavar="NS/NAME")
@@ -93,7 +93,7 @@ def cmd_push(client: Any, args: argparse.Namespace) -> None:
         legacy=args.legacy,
         secret=args.secret,
     )
-    if _json(args, info):
+    if print_json(args, info):
         return
     tags = ", ".join(info.get("tags") or []) or "none"
     done = "unchanged:" if info.get("unchanged") else "pushed"
@@ -112,7 +112,7 @@ def cmd_pull(client: Any, args: argparse.Namespace) -> None:
             registry = executors.docker_login(client.executor_pull_credentials(ref))
             print(f"docker is logged in to {registry}", file=sys.stderr)
         result = {"image": info["image"], "image_status": info.get("image_status")}
-        if not _json(args, result):
+        if not print_json(args, result):
             print(info["image"])
         return
     if args.docker_login:
@@ -123,13 +123,13 @@ def cmd_pull(client: Any, args: argparse.Namespace) -> None:
     path, info, cached = client.pull_executor_source(ref)
     result = {"path": str(path), "full_name": info.get("full_name"),
               "version": info.get("version"), "sha256": info.get("sha256"), "cached": cached}
-    if not _json(args, result):
+    if not print_json(args, result):
         print(path)
 
 
 def cmd_ls(client: Any, args: argparse.Namespace) -> None:
     items = client.list_executors(args.namespace)
-    if _json(args, {"items": items}):
+    if print_json(args, {"items": items}):
         return
     if not items:
         print(f"no executors in {args.namespace} that you can see")
@@ -145,8 +145,8 @@ def cmd_ls(client: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_info(client: Any, args: argparse.Namespace) -> None:
-    info = _without_urls(client.executor_info(args.target))
-    if _json(args, info):
+    info = without_urls(client.executor_info(args.target))
+    if print_json(args, info):
         return
     for key in ("full_name", "version", "tags", "protected_tags", "visibility", "size", "sha256",
                 "image", "image_status", "created_at", "updated_at", "legacy"):
@@ -176,7 +176,7 @@ def _builds_images(client: Any) -> bool:
 
 def cmd_versions(client: Any, args: argparse.Namespace) -> None:
     items = client.list_executor_versions(args.target)
-    if _json(args, {"items": items}):
+    if print_json(args, {"items": items}):
         return
     print_table(
         ("VERSION", "TAGS", "SIZE", "SHA256", "CREATED"),
@@ -187,7 +187,7 @@ def cmd_versions(client: Any, args: argparse.Namespace) -> None:
 
 def cmd_visibility(client: Any, args: argparse.Namespace) -> None:
     info = client.set_executor_visibility(args.target, args.visibility)
-    if not _json(args, info):
+    if not print_json(args, info):
         print(f"{info.get('full_name', args.target)} is now {info.get('visibility')}")
 
 
