@@ -160,9 +160,7 @@ def _ignore_spec(root: Path):
     import pathspec
 
     lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-    if hasattr(pathspec, "GitIgnoreSpec"):
-        return pathspec.GitIgnoreSpec.from_lines(lines)
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)  # pragma: no cover
+    return pathspec.GitIgnoreSpec.from_lines(lines)  # pathspec >= 0.11 (pyproject.toml)
 
 
 def list_package_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
