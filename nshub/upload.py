@@ -30,15 +30,37 @@ def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
     return lambda: io.BytesIO(data)  # shares the buffer, no copy
 
 
-def hash_source(opener: Opener) -> tuple[int, str]:
-    """(size, sha256 hex) of everything `opener` yields, read CHUNK_SIZE at a time."""
-    digest = hashlib.sha256()
-    size = 0
+HASH_CHUNK = 8 * 1024 * 1024  # bytes hashed per call: large, so hashlib releases the GIL
+
+
+def _digests(opener: Opener, piece: int | None = None) -> tuple[int, list[str]]:
+    """(size, [sha256 hex of each `piece` bytes]) of what `opener` yields (one digest of the
+    whole when `piece` is None), read into one reused buffer."""
+    buffer = bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
+    digests: list[str] = []
+    digest, size, in_piece = hashlib.sha256(), 0, 0
     with opener() as fh:
-        while chunk := fh.read(settings.CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        while True:
+            want = HASH_CHUNK if piece is None else min(HASH_CHUNK, piece - in_piece)
+            n = fh.readinto(view[:want])
+            if not n:
+                break
+            digest.update(view[:n])
+            size += n
+            in_piece += n
+            if in_piece == piece:
+                digests.append(digest.hexdigest())
+                digest, in_piece = hashlib.sha256(), 0
+    if in_piece or not digests:
+        digests.append(digest.hexdigest())
+    return size, digests
+
+
+def hash_source(opener: Opener) -> tuple[int, str]:
+    """(size, sha256 hex) of everything `opener` yields."""
+    size, (digest,) = _digests(opener)
+    return size, digest
 
 
 def source_size(opener: Opener) -> int:
@@ -47,26 +69,19 @@ def source_size(opener: Opener) -> int:
 
 
 def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
-    """(size, sha256, [sha256 of each part_size piece]) in one streaming pass.
+    """(size, sha256, [sha256 of each part_size piece]).
 
-    The two digests run side by side: hashlib releases the GIL on large buffers, so the whole
-    file's digest is computed on a second thread while this one computes the part's."""
-    whole, part = hashlib.sha256(), hashlib.sha256()
-    parts: list[str] = []
-    size = in_part = 0
-    with opener() as fh, ThreadPoolExecutor(max_workers=1) as pool:
-        while chunk := fh.read(min(settings.CHUNK_SIZE, part_size - in_part)):
-            pending = pool.submit(whole.update, chunk)
-            part.update(chunk)
-            pending.result()
-            size += len(chunk)
-            in_part += len(chunk)
-            if in_part == part_size:
-                parts.append(part.hexdigest())
-                part, in_part = hashlib.sha256(), 0
-    if in_part or not parts:
-        parts.append(part.hexdigest())
-    return size, whole.hexdigest(), parts
+    Two readers side by side, each with its own handle: the whole file's digest on a second
+    thread, the parts' on this one (hashlib releases the GIL on large buffers, so two cores
+    hash at once and the pass costs about one digest's time)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        whole = pool.submit(hash_source, opener)
+        parts_size, parts = _digests(opener, part_size)
+        size, digest = whole.result()
+    if parts_size != size:
+        raise IntegrityError("the file changed while it was being hashed: push it again once "
+                             "nothing writes to it")
+    return size, digest, parts
 
 
 class _Cancelled(Exception):
