@@ -36,10 +36,10 @@ def read_fields(content_type: str, body: bytes) -> dict[str, Field]:
     """The fields of a body, by its Content-Type; an empty body has none."""
     if not body:
         return {}
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind == "multipart/form-data":
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
         return parse_multipart(content_type, body)
-    if kind == "application/x-www-form-urlencoded":
+    if media_type == "application/x-www-form-urlencoded":
         return parse_urlencoded(body)
     try:
         data = json.loads(body)
