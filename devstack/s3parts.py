@@ -132,7 +132,8 @@ def _chunks(parts: list[Any], size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
 
 def install() -> None:
     from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
-    from moto.s3.models import S3_UPLOAD_PART_MIN_SIZE, FakeKey, FakeMultipart
+    from moto.s3 import models as s3_models
+    from moto.s3.models import FakeKey, FakeMultipart
     from moto.utilities.utils import md5_hash
 
     if getattr(FakeMultipart.complete, "_nshub_cheap", False):
@@ -165,7 +166,7 @@ def install() -> None:
             part = self.parts.get(number)
             if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
                 raise InvalidPart()
-            if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
+            if last is not None and last.contentsize < s3_models.S3_UPLOAD_PART_MIN_SIZE:
                 raise EntityTooSmall()
             md5s.extend(decode_hex(part.etag.replace('"', ""))[0])
             if kind == "COMPOSITE":
