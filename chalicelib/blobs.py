@@ -19,7 +19,7 @@ from typing import IO, Any
 from chalicelib.config import MiB, get_aws, get_settings
 
 MAX_PARTS = 10_000
-# The most parts the server plans (at 50 GiB: 16 MiB parts, 3,200 of them). Part URLs are
+# The most parts the server plans (at 50 GiB: 13 MiB parts, 3,939 of them). Part URLs are
 # handed out in batches of PART_URL_BATCH, so no answer grows with the upload's size.
 TARGET_MAX_PARTS = 4_000
 PART_URL_BATCH = 64
