@@ -61,9 +61,12 @@ def _encode_cursor(lek: dict | None, scope: str) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None, scope: str, fields: dict[str, str | None]) -> dict | None:
+def _decode_cursor(cursor: str | None, scope: str, fields: dict[str, str],
+                   exact: tuple[str, ...]) -> dict | None:
     """The start key a cursor carries, if it belongs to this listing: the same scope, exactly
-    the key attributes of the index (`fields`: name -> the value it must have, or None)."""
+    the key attributes of the index (`fields`: name -> what its value starts with, or is for
+    the names in `exact`), each a string (anything else would be DynamoDB's
+    ValidationException: a 500)."""
     if not cursor:
         return None
     try:
@@ -71,10 +74,11 @@ def _decode_cursor(cursor: str | None, scope: str, fields: dict[str, str | None]
         data = json.loads(raw)
         lek = data["k"]
         ok = data["s"] == scope and isinstance(lek, dict) and set(lek) == set(fields)
-        for attr, expected in fields.items():
+        for attr, prefix in fields.items():
+            ok = ok and isinstance(lek[attr], dict) and set(lek[attr]) == {"S"}
             value = lek[attr]["S"]
             ok = ok and isinstance(value, str) and 0 < len(value) <= 1024 and \
-                (expected is None or value == expected)
+                (value == prefix if attr in exact else value.startswith(prefix))
     except (ValueError, KeyError, TypeError, RecursionError):
         ok = False
     if not ok:
@@ -88,11 +92,9 @@ def list_resources(caller: Caller | None, kind: str, ns: str, limit: Any = None,
     owner = caller is not None and caller.namespace == ns
     scope = f"{kind}#{ns}#{'all' if owner else 'public'}"
     gsi_pk = keys.list_gsi_pk(kind, ns)
-    lek = _decode_cursor(cursor, scope, {"pk": None, "sk": None, "gsi1pk": gsi_pk,
-                                         "gsi1sk": None})
-    if lek and not owner and \
-            not lek["gsi1sk"]["S"].startswith(keys.list_gsi_visibility_prefix("public")):
-        raise InvalidRequest("the cursor is not valid for this listing: start again without it")
+    start_key = {"pk": keys.resource_pk(ns, ""), "sk": keys.head_sk(kind), "gsi1pk": gsi_pk,
+                 "gsi1sk": "" if owner else keys.list_gsi_visibility_prefix("public")}
+    lek = _decode_cursor(cursor, scope, start_key, ("sk", "gsi1pk"))
     page = stored.list_heads(kind, ns, not owner, list_limit(limit), lek)
     found = [resource_info(kind, head, head.current, head.metadata) for head in page.records
              if owner or head.current.get("integrity") != "quarantined"]
@@ -105,8 +107,9 @@ def list_versions(caller: Caller | None, kind: str, ns: str, name: str, limit: A
     head = readable_head(caller, kind, ns, name)
     prefix = keys.version_prefix(kind, head.generation)
     scope = f"{prefix}{ns}#{name.lower()}"
-    lek = _decode_cursor(cursor, scope, {"pk": keys.resource_pk(ns, name), "sk": None})
-    page = stored.list_versions(keys.resource_pk(ns, name), kind, head.generation,
+    pk = keys.resource_pk(ns, name)
+    lek = _decode_cursor(cursor, scope, {"pk": pk, "sk": prefix}, ("pk",))
+    page = stored.list_versions(pk, kind, head.generation,
                                 list_limit(limit), lek)
     found = []
     owner = is_owner(caller, head)

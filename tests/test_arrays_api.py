@@ -1,7 +1,9 @@
 """DocumentArrays over HTTP: the upload flow, versions, integrity, lists, changes, deletes."""
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
+import json
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
@@ -327,6 +329,38 @@ def test_listing_pages_and_cursor_scope(api, users):
     assert api.get("/v1/arrays/bob", token=ta, params={"cursor": owner_cursor}).status_code == 400
     anon = api.get("/v1/arrays/alice").json()["items"]
     assert {i["visibility"] for i in anon} == {"public"}
+
+
+def _forged_cursor(cursor: str, change) -> str:
+    data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    change(data["k"])
+    raw = json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_a_forged_cursor_is_400_not_a_store_error(api, users):
+    """A cursor is the store's start key in base64: one edited to a key DynamoDB would refuse
+    (another type, an extra type, a key outside the listing) is the caller's 400."""
+    ta = token(users, "alice")
+    for i in range(3):
+        push(api, ta, f"alice/c{i}", b"x", visibility="public")
+        push(api, ta, "alice/versioned", f"v{i}".encode())
+    lists = [("/v1/arrays/alice", ta), ("/v1/arrays/alice", None),
+             ("/v1/arrays/alice/versioned/versions", ta)]
+    edits = [
+        lambda k: k["sk"].update({"N": "1"}),
+        lambda k: k.update({"sk": {"N": "1"}}),
+        lambda k: k.update({"sk": {"S": "other#" + k["sk"]["S"]}}),
+        lambda k: k.update({"pk": {"S": "bob#" + k["pk"]["S"].split("#", 1)[1]}}),
+        lambda k: k.update({"sk": {"S": ["x"]}}),
+    ]
+    for path, t in lists:
+        cursor = api.get(path, token=t, params={"limit": 1}).json()["next_cursor"]
+        assert api.get(path, token=t, params={"cursor": cursor}).status_code == 200
+        for edit in edits:
+            r = api.get(path, token=t, params={"cursor": _forged_cursor(cursor, edit)})
+            assert r.status_code == 400, (path, edits.index(edit), r.text)
+            assert r.json()["Code"] == "InvalidRequest"
 
 
 def test_patch_visibility_and_metadata(api, users):
