@@ -6,6 +6,7 @@ from typing import Any
 
 from chalicelib import blobs
 from chalicelib.config import get_settings
+from chalicelib.errors import Conflict
 from chalicelib.kinds import policy
 from chalicelib.store.records import Head
 from chalicelib.times import from_now_iso
@@ -40,6 +41,15 @@ def resource_info(kind: str, head: Head, current: dict, metadata: Any) -> dict[s
     info.update(kind_policy.extra_info(head, current))
     if legacy:
         info["legacy"] = True
+    return info
+
+
+def downloadable(info: dict) -> dict:
+    """`info` when it can be downloaded; a quarantined version (which only its owner sees)
+    has no bytes to give."""
+    if "download_url" not in info:
+        raise Conflict(f"{info['full_name']} version {info['version']} is quarantined "
+                       f"({info.get('quarantine_reason')}): push the file again")
     return info
 
 

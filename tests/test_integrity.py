@@ -136,6 +136,10 @@ def test_a_quarantined_first_version_hides_the_array_and_an_honest_push_replaces
     assert "download_url" not in mine
     with pytest.raises(IntegrityError, match="alice/only version 1 is quarantined"):
         Client(token=alice).pull_bytes("alice/only")
+    # the Jina clients' download route says the same, in their envelope (no bytes to give)
+    r = api.post("/v2/rpc/artifact.getDownloadUrl", token=alice, data={"id": "alice/only"})
+    assert (r.status_code, r.json()["status"]) == (409, 40901), r.text
+    assert "alice/only version 1 is quarantined" in r.json()["readableMessage"]
 
     # the declared bytes, honestly: not "unchanged" (version 1 never held them)
     r = push(api, alice, "alice/only", shown)
@@ -155,6 +159,36 @@ def test_a_verification_the_function_cannot_finish_in_time_is_left_for_later(aws
     assert cleanup.handle_blob_events([message], lambda: 60.0) == {
         "batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert cleanup.handle_blob_events([message], lambda: 900.0) == {"batchItemFailures": []}
+
+
+def test_a_verification_whose_write_fails_is_handed_out_again(api, users, aws_env, monkeypatch):
+    """A throttled or failed write of the verdict is not taken for "already judged": the
+    message is reported failed, and the next delivery records the verdict."""
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import UpdateError
+    from pynamodb.models import Model
+
+    from chalicelib import cleanup, integrity
+
+    t = token(users, "alice")
+    data = random_bytes(1024)
+    assert push(api, t, "alice/flaky", data).status_code == 200
+    pk = keys.resource_pk("alice", "flaky")
+    sk = next(i["sk"]["S"] for i in table_items(aws_env, pk) if "#V#" in i["sk"]["S"])
+    message = {"messageId": "m1", "body": integrity.verification_request(pk, sk, len(data))}
+
+    def throttled(self, *args, **kwargs):
+        raise UpdateError("Failed to update item", cause=ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "UpdateItem"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Model, "update", throttled)
+        assert cleanup.handle_blob_events([message]) == {
+            "batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert info(api, t, "alice/flaky").json()["integrity"] == "pending"
+    assert cleanup.handle_blob_events([message]) == {"batchItemFailures": []}
+    assert info(api, t, "alice/flaky").json()["integrity"] == "verified"
 
 
 # ---------------------------------------------------------------- unchanged re-push

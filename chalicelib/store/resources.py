@@ -216,7 +216,9 @@ def record_integrity(version: Version, reason: str | None) -> Version:
     item = model(version.pk, version.sk)
     try:
         item.update(actions, condition=model.integrity == "pending")
-    except UpdateError:
+    except UpdateError as exc:
+        if not table.failed_condition(exc):
+            raise  # throttled or unreachable: the event is handed out again, not dropped
         fresh = read_version(version.pk, version.sk, consistent=True)
         return fresh if fresh is not None else version
     return Version.from_item(item)
