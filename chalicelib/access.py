@@ -63,6 +63,8 @@ def require_pusher(who: Who, kind: str, ns: str, name: str) -> str:
     """The namespace that pushes to `ns/name`: a caller's own (401 anonymous, 403 a
     read-only token or another namespace, 409 legacy), or a grant's for that resource."""
     if isinstance(who, Grant):
+        if ns == keys.LEGACY_NS:
+            raise legacy_read_only(name)
         if not who.covers(kind, ns, name):
             raise Forbidden(f"this grant does not cover '{ns}/{name}'")
         return who.namespace

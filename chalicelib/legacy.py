@@ -16,7 +16,7 @@ from chalicelib.auth import Caller
 from chalicelib.config import get_aws, get_settings
 from chalicelib.errors import Conflict, LegacyReadOnly
 from chalicelib.heads import new_generation, next_head
-from chalicelib.names import check_name, check_namespace
+from chalicelib.names import check_name, check_new_username
 from chalicelib.resources import get_resource
 from chalicelib.store import resources as stored
 from chalicelib.store.records import ConditionFailed, Upload, UploadNotPending, Version
@@ -41,7 +41,7 @@ def import_array(name: str, owner: str, path: Path, public: bool = False) -> dic
     record first, then the bytes, then the version with its head in one transaction).
     Running it twice is harmless."""
     check_name(name)
-    check_namespace(owner)
+    check_new_username(owner)  # an account's namespace: never a reserved word
     size, sha256 = blobs.file_digest(path)
     ns = keys.LEGACY_NS
     head = stored.read_head(keys.resource_pk(ns, name), ARRAY, consistent=True)

@@ -31,7 +31,7 @@ from chalicelib.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from chalicelib.names import check_name, check_namespace
+from chalicelib.names import check_name, check_new_username
 from chalicelib.pulls import credentials_for
 from chalicelib.resources import get_resource
 from chalicelib.store import legacy as aliases
@@ -196,7 +196,7 @@ def import_legacy_executor(name: str, owner: str, secret: str, package: Path,
     image is built), and the alias `name` -> owner keeps `jinahub://name:secret` working.
     Running it twice is harmless: the same package is not pushed again, the alias is kept."""
     check_name(name)
-    check_namespace(owner)
+    check_new_username(owner)  # an account's namespace: never a reserved word
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_CHARS:
         raise InvalidRequest(f"the secret must be 1-{MAX_SECRET_CHARS} characters")
     alias = aliases.read_alias(name)
@@ -229,8 +229,6 @@ def _check_existing_alias(alias: LegacyAlias | None, name: str, owner: str, secr
 
 def _push_file(owner: str, name: str, path: Path, size: int, sha256: str, public: bool) -> int:
     """Push a package file as the owner would (start, PUT the parts, complete)."""
-    import urllib.request
-
     body: dict[str, Any] = {"size": size, "sha256": sha256}
     if public:
         body["visibility"] = "public"
@@ -238,17 +236,12 @@ def _push_file(owner: str, name: str, path: Path, size: int, sha256: str, public
     plan = start_upload(operator, keys.EXECUTOR, owner, name, body)
     if plan.get("unchanged"):
         return int(plan["version"])
-    parts = []
     with path.open("rb") as fh:
-        for part in plan["parts"]:
-            fh.seek((part["part_number"] - 1) * plan["part_size"])
-            data = fh.read(int(part["headers"]["Content-Length"]))
-            # urllib would label the body a form otherwise (and a form is not what was signed)
-            headers = {"Content-Type": "application/octet-stream", **part["headers"]}
-            request = urllib.request.Request(part["url"], data=data, method="PUT",
-                                             headers=headers)
-            with urllib.request.urlopen(request, timeout=300) as resp:  # noqa: S310 - presigned
-                parts.append({"part_number": part["part_number"], "etag": resp.headers["ETag"]})
+        def read(offset: int, length: int) -> bytes:
+            fh.seek(offset)
+            return fh.read(length)
+
+        parts = blobs.put_planned_parts(plan, read, timeout=300)
     info = complete_upload(operator, keys.EXECUTOR, owner, name, plan["upload_id"],
                            {"parts": parts})
     return int(info["version"])

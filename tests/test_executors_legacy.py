@@ -327,8 +327,23 @@ def test_wrong_secrets_are_limited_per_name(api, users, imported, scrypt_calls, 
             assert (r.status_code, r.headers["X-Error-Code"]) == (429, "TooManyRequests"), r.text
             assert 1 <= int(r.headers["Retry-After"]) <= 2 * SECRET_FAILURE_WINDOW_SECONDS
             assert "sign in as its owner" in r.json()["Message"]
+        # the Jina clients' route too, in their envelope, with the same Retry-After
+        r = api.post("/v2/rpc/executor.getPackage", data={"id": name, "secret": secret})
+        assert r.status_code == 429 and "sign in as its owner" in r.json()["readableMessage"]
+        assert 1 <= int(r.headers["Retry-After"]) <= 2 * SECRET_FAILURE_WINDOW_SECONDS
     assert len(scrypt_calls) == SECRET_FAILURE_LIMIT
     # Other names are not affected, nor is the owner's login
     assert legacy_get(api, "Other", secret="guess").status_code == 404
     if name == "OldExec":
         assert legacy_get(api, "OldExec", tok=token(users)).status_code == 200
+
+
+@pytest.mark.parametrize("owner", ["legacy", "admin"])
+def test_an_imported_executor_belongs_to_an_account_namespace(aws_env, tmp_path, capsys, owner):
+    """Reserved words are namespaces no account can own: an operator's import into one (the
+    read-only `legacy` namespace among them) is refused, and nothing is written."""
+    folder = executor_folder(tmp_path / "OldExec")
+    rc, err = admin("import-legacy-executor", "OldExec", "--owner", owner, "--secret", SECRET,
+                    "--dir", str(folder), capsys=capsys)
+    assert rc == 1 and f"the name '{owner}' is reserved" in err
+    assert record(aws_env, keys.resource_pk(owner, "OldExec"), keys.head_sk("executor")) is None

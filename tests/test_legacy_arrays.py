@@ -106,3 +106,10 @@ def test_legacy_arrays_cannot_be_changed_or_deleted_through_the_generic_routes(a
     assert requests.get(r.json()["download_url"], timeout=30).content == data
     r = api.get("/v1/legacy/arrays/hidden_set", token=users["alice"]["id_token"])
     assert r.status_code == 200 and r.json()["visibility"] == "private"
+
+
+def test_a_legacy_array_belongs_to_an_account_namespace(api, users, tmp_path, capsys):
+    for owner in ("legacy", "admin"):
+        assert import_legacy(tmp_path, "orphan", owner, b"x", public=True) == 1
+        assert f"the name '{owner}' is reserved" in capsys.readouterr().err
+    assert api.get("/v1/legacy/arrays/orphan").status_code == 404

@@ -4,7 +4,6 @@ upload flow as any client, the adapter PUTting them to the presigned URLs itself
 from __future__ import annotations
 
 import hashlib
-import urllib.request
 from typing import Callable
 
 from chalicelib.errors import TooLarge
@@ -31,17 +30,12 @@ def push_bytes(start: Callable[[dict], dict], complete: Callable[[str, dict], di
                data: bytes, body: dict) -> dict:
     """One push through the same upload flow as any client: start, PUT the bytes to the
     presigned URLs (here, server-side), complete."""
+    from chalicelib import blobs
+
     sha256 = hashlib.sha256(data).hexdigest()
     plan = start({**body, "size": len(data), "sha256": sha256})
     if plan.get("unchanged"):
         return plan
-    parts = []
-    for part in plan["parts"]:
-        offset = (part["part_number"] - 1) * plan["part_size"]
-        chunk = data[offset: offset + int(part["headers"]["Content-Length"])]
-        # urllib would label the body a form otherwise (and a form is not what was signed)
-        headers = {"Content-Type": "application/octet-stream", **part["headers"]}
-        put = urllib.request.Request(part["url"], data=chunk, method="PUT", headers=headers)
-        with urllib.request.urlopen(put, timeout=60) as resp:  # noqa: S310 - presigned
-            parts.append({"part_number": part["part_number"], "etag": resp.headers["ETag"]})
+    parts = blobs.put_planned_parts(
+        plan, lambda offset, length: data[offset:offset + length], timeout=60)
     return complete(plan["upload_id"], {"parts": parts})
