@@ -36,7 +36,7 @@ def answer_errors(call):
         logger.info("refused", extra={"code": exc.code, "status": exc.status,
                                       "path": request.path if request else None})
         if hubble_api:
-            return hubble_response(*_hubble().error_body(exc))
+            return hubble_response(*_hubble().error_body(exc), headers=exc.headers)
         body, status, headers = http.error_response(exc)
     except Exception:
         logger.exception("unhandled error")
@@ -52,8 +52,8 @@ def _hubble():
     return hubble
 
 
-def hubble_response(body, status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers=dict(http.JSON_HEADERS))
+def hubble_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={**http.JSON_HEADERS, **(headers or {})})
 
 
 def route(path: str, **options):

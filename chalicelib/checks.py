@@ -29,7 +29,11 @@ def check_metadata(value: Any) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise InvalidRequest("metadata must be a JSON object")
-    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # NaN or Infinity, which no JSON reader but Python's accepts
+        raise InvalidRequest("metadata holds NaN or Infinity: send finite numbers") from None
+    if len(encoded) > MAX_METADATA_BYTES:
         raise InvalidRequest("metadata is larger than 16 KiB: keep it small, put data in the array")
     return value
 

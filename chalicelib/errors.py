@@ -57,6 +57,10 @@ class NotFound(NshubError):
     status, code = 404, "NotFound"
 
 
+class RpcMethodNotFound(NotFound):
+    """A Hubble method (/v2/rpc/METHOD) nshub does not serve: its own status in the envelope."""
+
+
 class NotVisible(NotFound):
     """A resource that does not exist or that this caller may not see (the same answer)."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import InvalidRequest
+from chalicelib.http import json_body
 
 _BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]+)"|([^;,\s]+))', re.IGNORECASE)
 _PARAM_RE = re.compile(r';\s*([A-Za-z*]+)="((?:[^"\\]|\\.)*)"')
@@ -41,13 +42,8 @@ def read_fields(content_type: str, body: bytes) -> dict[str, Field]:
         return parse_multipart(content_type, body)
     if media_type == "application/x-www-form-urlencoded":
         return parse_urlencoded(body)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidRequest("the body is not valid JSON, nor a form") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    return {name: Field(value) for name, value in data.items()}
+    # JSON as every other route reads it: strict, no NaN, no number that overflows a float
+    return {name: Field(value) for name, value in json_body(body).items()}
 
 
 def parse_urlencoded(body: bytes) -> dict[str, Field]:

@@ -23,8 +23,8 @@ def json_body(raw: bytes | None, required: bool = True) -> dict[str, Any]:
             raise InvalidRequest("the request needs a JSON object body")
         return {}
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except _NotStrictJson as exc:
+        body = strict_json(raw)
+    except NotStrictJson as exc:
         raise InvalidRequest(f"the body holds {exc}: send finite numbers") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the body is not valid JSON: send a JSON object") from None
@@ -33,19 +33,25 @@ def json_body(raw: bytes | None, required: bool = True) -> dict[str, Any]:
     return body
 
 
-class _NotStrictJson(ValueError):
+def strict_json(raw: bytes | str) -> Any:
+    """JSON as every parser but Python's reads it: no NaN or Infinity, no number that
+    overflows a float (NotStrictJson); ValueError when it is not JSON at all."""
+    return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+class NotStrictJson(ValueError):
     pass
 
 
 def _refuse_constant(name: str) -> Any:
     """Python's json reads NaN and Infinity, which no JSON parser elsewhere does."""
-    raise _NotStrictJson(f"{name}, which JSON does not allow")
+    raise NotStrictJson(f"{name}, which JSON does not allow")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400 overflows to inf
-        raise _NotStrictJson(f"the number {text[:40]}, too large for a float")
+        raise NotStrictJson(f"the number {text[:40]}, too large for a float")
     return value
 
 

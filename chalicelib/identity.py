@@ -86,7 +86,6 @@ def check_password(password: str) -> str:
 # answer is a 4xx with one clear line (a 500 is a bug), and the code is logged.
 THROTTLED = ("TooManyRequestsException", "LimitExceededException",
              "TooManyFailedAttemptsException")
-UNAUTHORIZED = ("NotAuthorizedException", "UserNotFoundException")
 
 
 def _refused(exc: Exception, operation: str) -> NshubError:

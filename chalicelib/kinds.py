@@ -13,7 +13,7 @@ from chalicelib import keys
 from chalicelib.config import Settings, get_settings
 from chalicelib.ecr import forget_images
 from chalicelib.packages import check_package
-from chalicelib.store.records import Head, Upload
+from chalicelib.store.records import Head
 from chalicelib.tags import protected_tags_of, tags_of
 
 
@@ -34,7 +34,7 @@ class Kind:
     def max_bytes(self, settings: Settings) -> int:
         return getattr(settings, self.max_bytes_setting)
 
-    def check_package(self, fileobj: BinaryIO, upload: Upload) -> dict | None:
+    def check_package(self, fileobj: BinaryIO) -> dict | None:
         """What to store with the version, from its verified bytes (or a refusal)."""
         return None
 
@@ -56,7 +56,7 @@ class ExecutorKind(Kind):
     builds_images = True
     bare_legacy_name = False
 
-    def check_package(self, fileobj: BinaryIO, upload: Upload) -> dict | None:
+    def check_package(self, fileobj: BinaryIO) -> dict | None:
         return check_package(fileobj)
 
     def extra_info(self, head: Head, current: dict) -> dict[str, Any]:

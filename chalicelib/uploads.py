@@ -245,7 +245,7 @@ def complete_upload(who: Who, kind: str, ns: str, name: str, upload_id: str,
     kind_policy = policy(kind)
     head, upload = _head_and_upload(pusher, kind, ns, name, upload_id)
     if upload.state == "completed":
-        return _completed_info(kind, ns, name, upload)
+        return _completed_info(kind, upload)
     parts = check_parts(body, upload.part_count)
     _check_stored(upload, parts)
     if not kind_policy.checks_at_complete:  # the whole-object sha256: on the event path
@@ -260,7 +260,7 @@ def complete_upload(who: Who, kind: str, ns: str, name: str, upload_id: str,
         _refuse_unless(upload, digest.sha256 == upload.sha256, ChecksumMismatch(
             "the bytes that arrived do not match the declared sha256: push again"))
         try:
-            extra = kind_policy.check_package(digest.copy, upload)
+            extra = kind_policy.check_package(digest.copy)
         except Exception:
             _discard_upload(upload)
             raise
@@ -302,7 +302,7 @@ def _refuse_unless(upload: Upload, ok: bool, error: Exception) -> None:
         raise error
 
 
-def _completed_info(kind: str, ns: str, name: str, upload: Upload) -> dict[str, Any]:
+def _completed_info(kind: str, upload: Upload) -> dict[str, Any]:
     head = stored.read_head(upload.pk, kind)
     version = None
     if head is not None and head.generation == upload.generation:
@@ -339,7 +339,7 @@ def _commit_version(kind: str, ns: str, name: str, upload: Upload, extra: dict |
         except UploadNotPending:
             fresh = stored.read_upload(upload.pk, upload.sk)
             if fresh is not None and fresh.state == "completed":
-                return _completed_info(kind, ns, name, fresh)
+                return _completed_info(kind, fresh)
             raise NotFound("this upload was aborted or expired: start a new upload") from None
         except ConditionFailed:
             continue  # another push or a delete got there first: read again and retry

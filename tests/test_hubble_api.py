@@ -74,8 +74,8 @@ def test_refused_pushes_are_readable(api, users):
     assert (r.status_code, r.json()["status"]) == (403, 40301)
     assert r.json()["readableMessage"] == "you can only push into your own namespace 'bob'"
 
-    r = upload(api, bob, "fashion_mnist", b"\x01data")
-    assert (r.status_code, r.json()["status"]) == (400, 40001)
+    r = upload(api, bob, "fashion_mnist", b"\x01data")  # a bare name: legacy, read-only
+    assert (r.status_code, r.json()["status"]) == (409, 40301)
     assert "push 'bob/fashion_mnist'" in r.json()["readableMessage"]
 
     r = upload(api, None, "bob/x", b"\x01data")
@@ -102,6 +102,20 @@ def test_malformed_bodies_are_400(api, users):
     assert (r.status_code, r.json()["status"]) == (400, 40001)
     r = rpc(api, "artifact.list", token=token, json={"pageSize": 0})
     assert (r.status_code, r.json()["status"]) == (400, 40001)
+    # JSON as only Python reads it (NaN, a number past a float) and numbers int() refuses
+    for body in (b'{"pageSize": 1e400}', b'{"pageSize": NaN}', b'{"pageIndex": Infinity}'):
+        r = rpc(api, "artifact.list", token=token, data=body,
+                headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["status"]) == (400, 40001), r.text
+    for days in ("\u00b2", "9" * 5000, "-1", "1.5"):
+        r = rpc(api, "user.pat.create", token=token, data={"name": "n", "expirationDays": days})
+        assert (r.status_code, r.json()["status"]) == (400, 40001), (days, r.text)
+    for meta in ('{"summary": [{"name": "Length", "value": NaN}]}', '{"x": 1e999}'):
+        data, headers = multipart({"file": ("f", b"\x01x"), "name": "alice/nan",
+                                   "metaData": meta})
+        r = rpc(api, "artifact.upload", token=token, data=data, headers=headers)
+        assert (r.status_code, r.json()["status"]) == (400, 40001), r.text
+        assert "finite numbers" in r.json()["readableMessage"]
 
 
 def test_upload_over_the_cap_is_413(api, users, monkeypatch):

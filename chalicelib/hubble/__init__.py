@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from chalicelib.errors import RpcMethodNotFound
 from chalicelib.hubble import artifacts, executors, users
 from chalicelib.hubble.envelope import (
     Lines,
-    RpcMethodNotFound,
     RpcRequest,
     error_body,
     internal_error_body,

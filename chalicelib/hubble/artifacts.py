@@ -12,8 +12,7 @@ from chalicelib.forms import Field
 from chalicelib.hubble.envelope import RpcRequest, success
 from chalicelib.hubble.inputs import flag, signed_in, split_name, text
 from chalicelib.hubble.uploads import check_body_size, push_bytes
-
-ARRAY = "array"
+from chalicelib.keys import ARRAY
 
 
 def _artifact(info: dict[str, Any]) -> dict[str, Any]:
@@ -55,11 +54,14 @@ def _upload_metadata(fields: dict[str, Field], data: bytes) -> dict[str, Any]:
     """The client's metaData, kept small: the summary's name/value pairs (no descriptions),
     the stream format, the length and type docarray reported."""
     from chalicelib.checks import MAX_METADATA_BYTES
+    from chalicelib.http import NotStrictJson, strict_json
 
     raw = text(fields, "metaData")
     try:
-        sent = json.loads(raw) if raw else {}
-    except ValueError:
+        sent = strict_json(raw) if raw else {}
+    except NotStrictJson as exc:
+        raise InvalidRequest(f"metaData holds {exc}: send finite numbers") from None
+    except (ValueError, RecursionError):
         raise InvalidRequest("metaData must be a JSON object") from None
     if not isinstance(sent, dict):
         raise InvalidRequest("metaData must be a JSON object")
@@ -87,9 +89,9 @@ def upload_artifact(request: RpcRequest) -> dict[str, Any]:
     who = signed_in(request)
     fields = request.fields()
     ns, name = _array_name(fields)
-    if ns is None:
-        raise InvalidRequest(f"'{name}' has no namespace: push '{who.namespace}/{name}' "
-                             "(new arrays live in your namespace)")
+    if ns is None:  # a bare name is a legacy array's, and those are read-only
+        raise LegacyReadOnly(f"'{name}' has no namespace and legacy arrays cannot be updated: "
+                             f"push '{who.namespace}/{name}' (new arrays live in your namespace)")
     access.require_owner_namespace(who, ns)
     check_body_size(request, f"the array '{ns}/{name}'",
                      f"nshub push FILE {ns}/{name}` after `docs.save_binary(FILE, "
@@ -118,8 +120,10 @@ def _readable_array(caller: Caller | None, ns: str | None, name: str) -> dict[st
 
 
 def download_url(request: RpcRequest) -> dict[str, Any]:
+    from chalicelib.info import downloadable
+
     ns, name = _array_name(request.fields())
-    info = _readable_array(request.caller, ns, name)
+    info = downloadable(_readable_array(request.caller, ns, name))
     return success({"download": info["download_url"], "size": info["size"],
                     "sha256": info["sha256"], "expiresAt": info["download_expires_at"]})
 
@@ -172,7 +176,7 @@ def _page_number(fields: dict[str, Field], name: str, default: int) -> int:
         return default
     try:
         value = int(found.value if not isinstance(found.value, bytes) else found.text())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = 0
     if value < 1:
         raise InvalidRequest(f"{name} must be a positive integer")

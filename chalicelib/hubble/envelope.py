@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.auth import Caller
-from chalicelib.errors import LegacyReadOnly, NshubError
+from chalicelib.errors import LegacyReadOnly, NshubError, RpcMethodNotFound
 from chalicelib.forms import Field, read_fields
 
 OK_STATUS = 20000
@@ -31,10 +31,6 @@ UNKNOWN = -1
 _STATUS_BY_HTTP = {400: PARAM_VALIDATION, 401: AUTHENTICATION_REQUIRED,
                    403: OPERATION_NOT_ALLOWED, 404: ENTITY_NOT_FOUND, 409: ID_CONFLICT,
                    413: FILE_TOO_LARGE, 500: SERVER_INTERNAL}
-
-
-class RpcMethodNotFound(NshubError):
-    status, code = 404, "NotFound"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from chalicelib.forms import Field
 from chalicelib.hubble.envelope import Lines, RpcRequest, success
 from chalicelib.hubble.inputs import flag, signed_in, split_name, text
 from chalicelib.hubble.uploads import check_body_size, push_bytes
-
-EXECUTOR = "executor"
+from chalicelib.keys import EXECUTOR
 
 
 def _commit(info: dict[str, Any], tags: list[str]) -> dict[str, Any]:
@@ -36,9 +35,8 @@ def _executor_payload(info: dict[str, Any], first_tags: list[str]) -> dict[str, 
             "commit": _commit(info, tags)}
 
 
-def _push_fields(request: RpcRequest) -> tuple[dict[str, Field], bytes, dict[str, Any],
-                                               list[str]]:
-    fields = request.fields()
+def _push_fields(fields: dict[str, Field]) -> tuple[bytes, dict[str, Any], list[str]]:
+    """(the package, the push's body, the tags it names) of an executor.push form."""
     upload = fields.get("file")
     if upload is None or not isinstance(upload.value, bytes) or not upload.value:
         raise InvalidRequest("the request needs the executor package in a 'file' field")
@@ -58,7 +56,7 @@ def _push_fields(request: RpcRequest) -> tuple[dict[str, Field], bytes, dict[str
         body["visibility"] = "public"
     elif flag(fields, "private"):
         body["visibility"] = "private"
-    return fields, data, body, tags + [t for t in protected if t not in tags]
+    return data, body, tags + [t for t in protected if t not in tags]
 
 
 def _push_lines(payload: dict[str, Any], message: str) -> Lines:
@@ -80,7 +78,7 @@ def push_executor(request: RpcRequest) -> Lines:
     access.require_owner_namespace(who, ns)
     check_body_size(request, f"the executor package of '{ns}/{name}'",
                      f"nshub hub push FOLDER` (as `{ns}/{name}`)")
-    _, data, body, tags = _push_fields(request)
+    data, body, tags = _push_fields(fields)
     info = push_bytes(
         lambda b: uploads.start_upload(who, EXECUTOR, ns, name, b),
         lambda upload_id, b: uploads.complete_upload(who, EXECUTOR, ns, name, upload_id, b),
@@ -99,7 +97,7 @@ def update_legacy_executor(request: RpcRequest) -> Lines:
         raise Unauthorized("send the executor's --secret, or sign in as its owner")
     check_body_size(request, f"the executor package of '{name}'",
                      "nshub hub push FOLDER` (as `OWNER/NAME`)")
-    _, data, body, tags = _push_fields(request)
+    data, body, tags = _push_fields(fields)
     info = push_bytes(
         lambda b: legacy_executors.start_legacy_upload(request.caller, name, secret, b),
         lambda upload_id, b: legacy_executors.complete_legacy_upload(request.caller, name,
@@ -118,6 +116,7 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
     its md5, for `jinaai://ns/Name[:tag]` (id `ns/Name`) or `jinahub://Name[:secret]` (id
     `Name`, with its secret)."""
     from chalicelib import legacy_executors, resources
+    from chalicelib.info import downloadable
 
     fields = request.fields()
     ns, name = split_name(text(fields, "id", required=True), "executor")
@@ -128,7 +127,7 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
         info = legacy_executors.get_legacy_executor(request.caller, name,
                                                     text(fields, "secret"), tag=tag)
     else:
-        info = resources.get_resource(request.caller, EXECUTOR, ns, name, tag=tag)
+        info = downloadable(resources.get_resource(request.caller, EXECUTOR, ns, name, tag=tag))
     tags = [tag] if tag else list(info.get("tags") or [])
     containers = [info["image"]] if info.get("image") and info.get("image_status") == "ready" \
         else []

@@ -3,6 +3,7 @@ for, and personal access tokens, answered from nshub's token store. A token cann
 revoke tokens (403): sign in (the console, `nshub login`) to manage them."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chalicelib.errors import InvalidRequest
@@ -28,7 +29,7 @@ def create_pat(request: RpcRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"name": text(fields, "name"), "scopes": ["read", "write"]}
     days = text(fields, "expirationDays")
     if days is not None:
-        if not days.isdigit():
+        if not re.fullmatch(r"[0-9]{1,5}", days):
             raise InvalidRequest("expirationDays must be a whole number of days")
         body["expires_in_days"] = int(days)
     return success(tokens.create_token(signed_in(request), body))
