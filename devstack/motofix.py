@@ -187,7 +187,10 @@ def make_s3_faithful(secret_key: str | None = None) -> None:
             secret = _S3_PATCHED["secret"] or os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
             _check_presigned(request, full_url, secret)
             remember_body_sha256(_check_body_checksum(request.headers, self.body))
-        return original_key_response(self, request, full_url)
+        try:
+            return original_key_response(self, request, full_url)
+        finally:  # a PUT that stored no part must not hand its digest to the next one
+            remember_body_sha256(None)
 
     def _get_checksum(self, response_headers):
         algorithm, value = original_get_checksum(self, response_headers)

@@ -13,7 +13,10 @@ nshub's O(1) complete from an O(n) one. Here:
   parts live as long as the object (moto would dispose them with the finished upload).
 
 What moto checks at complete stays: unknown or stale part ETags (InvalidPart), a part other than
-the last below 5 MiB (EntityTooSmall), no part at all (MalformedXML). A FULL_OBJECT checksum
+the last below 5 MiB (EntityTooSmall), no part at all (MalformedXML), parts out of order
+(InvalidPartOrder). Added, as S3 (and LocalStack) does: each part's checksum in the complete
+request must be the one stored with the part (InvalidPart), and must be there when the upload
+asked for an algorithm (InvalidRequest); parts uploaded but not listed are discarded. A FULL_OBJECT checksum
 (CRC64NVME, moto's default when no algorithm was asked for) needs the whole object: it is
 computed by streaming the parts, still without a copy.
 """
@@ -29,7 +32,7 @@ from typing import Any, Iterator
 _SENT_SHA256 = threading.local()  # the part body's SHA-256, base64, as just checked
 
 
-def remember_body_sha256(value: str) -> None:
+def remember_body_sha256(value: str | None) -> None:
     """The presigned-PUT check verified this body's SHA-256: the part need not hash it again."""
     _SENT_SHA256.value = value
 
@@ -96,6 +99,36 @@ def _part_checksum(part: Any, algorithm: str) -> bytes:
     return compute_checksum(part.value, algorithm, encode_base64=False)
 
 
+CHECKSUM_NAMES = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
+
+
+def _check_part_checksum(part: Any, number: int, requested: str | None, kind: str,
+                         sent: dict[str, str]) -> None:
+    """S3's rules for the checksums a complete request lists for a part: none unless the
+    upload asked for an algorithm; then, for a composite checksum, that algorithm's, equal to
+    the one stored with the part."""
+    from moto.s3.exceptions import InvalidPart, S3ClientError
+
+    if not requested:
+        if sent:
+            raise InvalidPart()
+        return
+    algorithm = requested.upper()
+    if kind != "COMPOSITE":
+        return
+    value = sent.get(algorithm)
+    if value is None:
+        if sent:
+            raise S3ClientError("BadDigest", f"The {next(iter(sent)).lower()} you specified "
+                                f"for part {number} did not match what we received.")
+        raise S3ClientError("InvalidRequest", f"The upload was created using a "
+                            f"{algorithm.lower()} checksum. The complete request must include "
+                            f"the checksum for each part. It was missing for part {number} in "
+                            "the request.")
+    if value != base64.b64encode(_part_checksum(part, algorithm)).decode():
+        raise InvalidPart()
+
+
 def _full_object_checksum(algorithm: str, buffers: Iterator[bytes]) -> str:
     """The whole object's checksum, streamed, computed as moto's `compute_checksum` would (which
     falls back to CRC32 where awscrt or crc32c is not installed)."""
@@ -131,7 +164,8 @@ def _chunks(parts: list[Any], size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
 
 
 def install() -> None:
-    from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
+    from moto.s3.exceptions import EntityTooSmall, InvalidPart, InvalidPartOrder, MalformedXML
+    from moto.s3.responses import S3Response
     from moto.s3 import models as s3_models
     from moto.s3.models import FakeKey, FakeMultipart
     from moto.utilities.utils import md5_hash
@@ -157,15 +191,17 @@ def install() -> None:
         return key
 
     def complete(self, body):
-        algorithm = (self.metadata.get("x-amz-checksum-algorithm") or "CRC64NVME").upper()
+        requested = self.metadata.get("x-amz-checksum-algorithm")
+        algorithm = (requested or "CRC64NVME").upper()
         kind = self.metadata.get("x-amz-checksum-type") or (
             "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
         decode_hex = codecs.getdecoder("hex_codec")
         md5s, checksums, parts, last = bytearray(), bytearray(), [], None
-        for number, etag in body:
+        for number, etag, *sent in body:
             part = self.parts.get(number)
             if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
                 raise InvalidPart()
+            _check_part_checksum(part, number, requested, kind, sent[0] if sent else {})
             if last is not None and last.contentsize < s3_models.S3_UPLOAD_PART_MIN_SIZE:
                 raise EntityTooSmall()
             md5s.extend(decode_hex(part.etag.replace('"', ""))[0])
@@ -183,6 +219,8 @@ def install() -> None:
             checksum = (kind, compute_checksum(bytes(checksums), algorithm).decode(), len(parts))
         else:
             checksum = (kind, _full_object_checksum(algorithm, _chunks(parts)), 1)
+        for unlisted in [p for p in self.parts.values() if all(p is not q for q in parts)]:
+            unlisted.dispose()  # S3 discards the parts a complete leaves out
         self._nshub_completed = True  # its parts are the object's now, see dispose
         return Parts(parts), f"{full_etag.hexdigest()}-{len(parts)}", checksum
 
@@ -200,7 +238,25 @@ def install() -> None:
             return
         stored_value.fset(self, new_value)
 
+    def complete_multipart_body(self, body: bytes):
+        """moto's parser of the complete request, which also reads each part's checksums."""
+        from xml.dom import minidom
+
+        previous = 0
+        for element in minidom.parseString(body).getElementsByTagName("Part"):
+            def text(tag: str) -> str | None:
+                found = element.getElementsByTagName(tag)
+                return found[0].firstChild.wholeText if found and found[0].firstChild else None
+
+            number = int(text("PartNumber") or 0)
+            if number <= previous:
+                raise InvalidPartOrder()
+            previous = number
+            sent = {name: text(f"Checksum{name}") for name in CHECKSUM_NAMES}
+            yield number, text("ETag") or "", {k: v for k, v in sent.items() if v}
+
     complete._nshub_cheap = True  # type: ignore[attr-defined]
+    S3Response._complete_multipart_body = complete_multipart_body
     FakeMultipart.set_part = set_part
     FakeMultipart.complete = complete
     FakeMultipart.dispose = dispose

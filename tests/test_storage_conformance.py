@@ -19,6 +19,7 @@ import os
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 MiB = 1024 * 1024
 
@@ -124,6 +125,16 @@ def test_multipart_parts_are_checked_and_complete_returns_the_composite(s3):
         assert r.status_code == 200, r.text
         parts.append({"PartNumber": number, "ETag": r.headers["ETag"],
                       "ChecksumSHA256": b64sha(chunk)})
+    # the complete request names each part's checksum, the one the part was stored with
+    wrong_checksum = [{**parts[0], "ChecksumSHA256": b64sha(b"other")}, *parts[1:]]
+    no_checksum = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+    for listed, refusal in ((wrong_checksum, "InvalidPart"), (no_checksum, "InvalidRequest"),
+                            (parts[::-1], "InvalidPartOrder")):
+        with pytest.raises(ClientError) as refused:
+            s3.complete_multipart_upload(Bucket=s3.bucket, Key="m", UploadId=upload,
+                                         MultipartUpload={"Parts": listed})
+        assert refused.value.response["Error"]["Code"] == refusal
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     done = s3.complete_multipart_upload(Bucket=s3.bucket, Key="m", UploadId=upload,
                                         MultipartUpload={"Parts": parts})
     joined = b"".join(hashlib.sha256(c).digest() for c in chunks)
