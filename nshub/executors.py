@@ -58,6 +58,7 @@ from nshub.uri import (
     InvalidExecutorURI,
     is_executor_uri,
     parse_executor_uri,
+    redact_secret,
 )
 
 SECRET_HEADER = "X-Executor-Secret"
@@ -109,12 +110,13 @@ _SCHEME_TYPO = re.compile(r"^\s*(jina(?:ai|hub)(?:\+docker)?)\s*:/*(.*)$", re.I 
 
 
 def _not_an_executor(target: object) -> InvalidExecutorURI:
-    typo = _SCHEME_TYPO.match(target) if isinstance(target, str) else None
+    shown = redact_secret(target) if isinstance(target, str) else target  # a mistyped jinahub:
+    typo = _SCHEME_TYPO.match(shown) if isinstance(shown, str) else None
     hint = (f"did you mean {typo.group(1).lower()}://{typo.group(2).lstrip('/')}?" if typo else
             "an executor is NAMESPACE/NAME[:TAG] or jinaai://NAMESPACE/NAME[:TAG], "
             "e.g. jinaai://alice/MyExecutor:v1")
     return InvalidExecutorURI(
-        f"invalid executor {target!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}", hint=hint)
+        f"invalid executor {shown!r}: use NAMESPACE/NAME[:TAG] or {ACCEPTED_FORMS}", hint=hint)
 
 
 def resolve_writable(target: str | ExecutorRef) -> ExecutorRef:

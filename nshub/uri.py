@@ -33,7 +33,10 @@ SCHEMES = {
 
 SECRET_RE = re.compile(r"^[A-Za-z0-9._~-]{1,256}$")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
-_LEGACY_SECRET_IN_URI = re.compile(r"^(\s*jinahub(?:\+docker)?://[^:/]*:)[^/]*", re.I)
+# A legacy reference, or a mistyped one (`jinahub:/NAME:SECRET`, `jinahub+docker:NAME:SECRET`):
+# the scheme, what stands for `://`, then NAME[:SECRET][/TAG].
+_LEGACY_REFERENCE = re.compile(
+    r"^(\s*jinahub(?:\+docker)?(?![\w+.-])[\s:/]*)([^:/]*)(:[^/]+)?", re.I)
 
 
 class InvalidExecutorURI(InvalidName):
@@ -101,6 +104,11 @@ class ExecutorRef:
         return uri + (f"/{self.tag}" if self.tag else "")
 
 
+def redact_secret(text: str) -> str:
+    """`text` with the secret of a legacy reference, even a mistyped one, shown as `<secret>`."""
+    return _LEGACY_REFERENCE.sub(lambda m: m[1] + m[2] + (":<secret>" if m[3] else ""), text)
+
+
 def is_executor_uri(value: object) -> bool:
     """True when `value` looks like a hub URI (known scheme), valid or not."""
     if not isinstance(value, str):
@@ -116,8 +124,8 @@ def parse_executor_uri(uri: object) -> ExecutorRef:
     text = uri.strip()
 
     def fail(what: str) -> InvalidExecutorURI:
-        shown = _LEGACY_SECRET_IN_URI.sub(r"\1<secret>", uri)
-        return InvalidExecutorURI(f"invalid executor URI {shown!r}: {what}; use {ACCEPTED_FORMS}")
+        return InvalidExecutorURI(
+            f"invalid executor URI {redact_secret(uri)!r}: {what}; use {ACCEPTED_FORMS}")
 
     m = _SCHEME_RE.match(text)
     if not m:

@@ -48,6 +48,18 @@ def test_an_executor_uri_typo_gets_a_hint_about_executors(alice, capsys):
     assert "arrays" not in err
 
 
+@pytest.mark.parametrize("uri, meant", [
+    ("jinahub:/MyExec:s3cr3t/v1", "jinahub://MyExec:<secret>/v1"),
+    ("jinahub+docker:MyExec:s3cr3t", "jinahub+docker://MyExec:<secret>"),
+])
+def test_a_mistyped_legacy_uri_never_echoes_its_secret(alice, capsys, uri, meant):
+    code, out, err = run(capsys, "hub", "pull", uri)
+    assert code == 1
+    line, hint = error_and_hint(err)
+    assert hint == f"hint: did you mean {meant}?"
+    assert "s3cr3t" not in out + err and "MyExec:<secret>" in line
+
+
 def test_a_bad_array_name_gets_no_hint_about_the_form(alice, capsys):
     code, _, err = run(capsys, "pull", "alice/bad_")
     assert code == 1
