@@ -95,8 +95,9 @@ def cmd_import_legacy_executor(args: argparse.Namespace) -> dict:
 # the same folder later is an unchanged re-push: regular files only, sorted by POSIX path,
 # dated 1980-01-01, mode 0644 (0755 when executable by the owner), deflated. Left out: `.git`,
 # `__pycache__/`, `*.pyc`/`*.pyo`, virtual environments (a folder holding `pyvenv.cfg`) and what
-# the root `.gitignore` matches. tests/test_package_rules.py pins the two packers together.
-# Here, not in chalicelib/packages.py: the Lambda functions never pack, nor import pathspec.
+# the root `.gitignore` makes git ignore (nshub.packaging.GitIgnore, the client's own rules).
+# tests/test_package_rules.py pins the two packers together. Here, not in chalicelib/packages.py:
+# the Lambda functions never pack.
 
 _SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
@@ -128,12 +129,9 @@ def _package_files(root: Path) -> list[tuple[str, Path]]:
 
     from chalicelib.errors import InvalidPackage
 
-    spec = None
-    if (root / ".gitignore").is_file():
-        import pathspec  # an operator tool's dependency (the nshub client's), not Lambda's
+    from nshub.packaging import GitIgnore  # git's rules, as the client reads them (not on Lambda)
 
-        spec = pathspec.GitIgnoreSpec.from_lines(
-            (root / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines())
+    gitignore = GitIgnore.of_folder(root)
     found: list[tuple[str, Path]] = []
 
     def walk(directory: Path, rel: PurePosixPath | None) -> None:
@@ -146,7 +144,7 @@ def _package_files(root: Path) -> list[tuple[str, Path]]:
                 continue
             if not is_dir and (entry.name == ".git" or entry.name.endswith(_SKIPPED_SUFFIXES)):
                 continue
-            if spec is not None and spec.match_file(arc + "/" if is_dir else arc):
+            if gitignore is not None and gitignore.ignores(arc, is_dir=is_dir):
                 continue
             if entry.is_symlink():
                 raise InvalidPackage(f"{arc} is a symlink (-> {os.readlink(entry.path)}): "

@@ -8,9 +8,10 @@ bytes (and sha256), whatever their mtimes, owners or creation order:
   0755 when the file is executable by its owner;
 - every entry is deflated with zlib's default level (6).
 
-Left out: `.git` (at any depth), whatever the folder's root `.gitignore` matches (gitwildmatch,
-like git), `__pycache__/`, `*.pyc`/`*.pyo`, and virtual environments (any directory holding a
-`pyvenv.cfg`, whatever its name). Symlinks are refused: a package must not contain them.
+Left out: `.git` (at any depth), what the folder's root `.gitignore` makes git ignore
+(`GitIgnore`: git's rules; a folder git ignores is left out whole), `__pycache__/`,
+`*.pyc`/`*.pyo`, and virtual environments (any directory holding a `pyvenv.cfg`, whatever its
+name). Symlinks are refused: a package must not contain them.
 
 The client must not import `chalicelib`; the server checks uploads again with
 chalicelib/packages.py, which is authoritative: `extract_package` repeats its entry rules,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -153,20 +155,132 @@ def _check_manifest(data: object, shown: str) -> None:
 # --------------------------------------------------------------------------- packing
 
 
-def _ignore_spec(root: Path):
-    gitignore = root / ".gitignore"
-    if not gitignore.is_file():
-        return None
-    import pathspec
+class GitIgnore:
+    """The rules of a `.gitignore`, matched as git matches them (gitignore(5)).
 
-    lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)  # pathspec >= 0.11 (pyproject.toml)
+    The last rule that matches a path decides; a rule ending in `/` matches folders only; a rule
+    with a `/` before its end is anchored at the folder of the `.gitignore`, else it matches at
+    any depth; `**` spans folders. A walk asks about a folder before entering it and leaves an
+    ignored folder out whole, as git does: nothing below it can be re-included (`build/` then
+    `!build/keep.txt` keeps nothing), while `data/**` then `!data/keep.txt` keeps data/keep.txt.
+    """
+
+    def __init__(self, lines: Iterable[str]):
+        self._rules: list[tuple[re.Pattern[str], bool, bool]] = []  # (regex, negated, dirs only)
+        for line in lines:
+            rule = _TRAILING_SPACES.sub("", line)
+            if not rule or rule.startswith("#"):
+                continue
+            negated = rule.startswith("!")
+            rule = rule[1:] if negated else rule
+            dirs_only = rule.endswith("/")
+            rule = rule[:-1] if dirs_only else rule
+            if not rule:
+                continue
+            anchored = "/" in rule
+            regex = _glob_regex(rule[1:] if rule.startswith("/") else rule)
+            self._rules.append((re.compile(regex if anchored else "(?:.*/)?" + regex, re.S),
+                                negated, dirs_only))
+
+    @classmethod
+    def of_folder(cls, root: Path) -> "GitIgnore | None":
+        """The rules of `root/.gitignore`, or None without one."""
+        path = root / ".gitignore"
+        if not path.is_file():
+            return None
+        return cls(path.read_text(encoding="utf-8", errors="replace").splitlines())
+
+    def ignores(self, path: str, *, is_dir: bool) -> bool:
+        """Whether git ignores `path` (POSIX, relative to the root), its parents not ignored."""
+        for regex, negated, dirs_only in reversed(self._rules):
+            if (is_dir or not dirs_only) and regex.fullmatch(path):
+                return not negated
+        return False
+
+
+_TRAILING_SPACES = re.compile(r"(?<!\\) +$")  # git drops trailing spaces, unless escaped
+_POSIX_CLASSES = {"alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "digit": "0-9", "lower": "a-z",
+                  "upper": "A-Z", "space": " \\t\\n\\r\\f\\v", "blank": " \\t",
+                  "xdigit": "0-9a-fA-F", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")}
+
+
+def _glob_regex(glob: str) -> str:
+    """The regex of a gitignore glob (without its `!` and trailing `/`) for a whole path."""
+    segments = glob.split("/")
+    out = []
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "**":
+            out.append(".*" if last else "(?:.*/)?")  # anything below / zero or more folders
+        else:
+            out.append(_segment_regex(segment) + ("" if last else "/"))
+    return "".join(out)
+
+
+def _segment_regex(segment: str) -> str:
+    out, i = [], 0
+    while i < len(segment):
+        c = segment[i]
+        i += 1
+        if c == "\\" and i < len(segment):
+            out.append(re.escape(segment[i]))
+            i += 1
+        elif c == "*":
+            while i < len(segment) and segment[i] == "*":
+                i += 1
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (end := _bracket_end(segment, i)) is not None:
+            out.append(_bracket_regex(segment[i:end]))
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def _bracket_end(segment: str, start: int) -> int | None:
+    """The index of the `]` closing a bracket expression opened before `start`, or None."""
+    i = start + (segment[start:start + 1] in ("!", "^"))
+    i += segment[i:i + 1] == "]"  # a leading ']' is literal
+    while i < len(segment):
+        if segment[i] == "\\":
+            i += 2
+        elif segment.startswith("[:", i) and (close := segment.find(":]", i + 2)) != -1:
+            i = close + 2
+        elif segment[i] == "]":
+            return i
+        else:
+            i += 1
+    return None
+
+
+def _bracket_regex(body: str) -> str:
+    negated = body[:1] in ("!", "^")
+    body = body[1:] if negated else body
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            out.append(re.escape(body[i + 1]))
+            i += 2
+        elif body.startswith("[:", i) and (close := body.find(":]", i + 2)) != -1:
+            if body[i + 2:close] not in _POSIX_CLASSES:
+                return "(?!)"  # git matches nothing with an unknown class
+            out.append(_POSIX_CLASSES[body[i + 2:close]])
+            i = close + 2
+        elif body[i] == "-" and out and i + 1 < len(body):
+            out.append("-")
+            i += 1
+        else:
+            out.append(re.escape(body[i]))
+            i += 1
+    return f"(?!/)[{'^' if negated else ''}{''.join(out)}]"
 
 
 def list_package_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
     """Sorted `(archive name, path)` of the files that go into the package."""
     root = Path(folder)
-    spec = _ignore_spec(root)
+    gitignore = GitIgnore.of_folder(root)
     found: list[tuple[str, Path]] = []
 
     def walk(directory: Path, rel: PurePosixPath | None) -> None:
@@ -180,12 +294,12 @@ def list_package_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
             if is_dir:
                 if name in ALWAYS_EXCLUDED_DIRS or (path / "pyvenv.cfg").exists():
                     continue
-                if spec is not None and spec.match_file(arc + "/"):
+                if gitignore is not None and gitignore.ignores(arc, is_dir=True):
                     continue
             else:
                 if name == ".git" or name.endswith(ALWAYS_EXCLUDED_SUFFIXES):
                     continue
-                if spec is not None and spec.match_file(arc):
+                if gitignore is not None and gitignore.ignores(arc, is_dir=False):
                     continue
             if entry.is_symlink():
                 raise PackagingError(

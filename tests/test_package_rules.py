@@ -153,7 +153,10 @@ def test_the_admin_packer_makes_the_client_packers_bytes(tmp_path):
     (folder / "__pycache__" / "y.pyc").write_bytes(b"\0")
     (folder / "venv").mkdir()
     (folder / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
-    (folder / ".gitignore").write_text("*.log\nbuild/\n")
+    (folder / ".gitignore").write_text("*.log\nbuild/\ndata/**\n!data/keep.txt\n")
+    (folder / "data" / "sub").mkdir(parents=True)
+    (folder / "data" / "keep.txt").write_text("kept: re-included, as git does\n")
+    (folder / "data" / "sub" / "big.bin").write_bytes(b"\0" * 100)
     (folder / "debug.log").write_text("noise\n")
     (folder / "build").mkdir()
     (folder / "build" / "out.txt").write_text("built\n")
@@ -163,8 +166,8 @@ def test_the_admin_packer_makes_the_client_packers_bytes(tmp_path):
     try:
         assert Path(client).read_bytes() == admin.read_bytes()
         assert zipfile.ZipFile(admin).namelist() == [
-            ".gitignore", "Dockerfile", "config.yml", "executor.py", "lib/deep/x.py",
-            "requirements.txt", "run.sh"]
+            ".gitignore", "Dockerfile", "config.yml", "data/keep.txt", "executor.py",
+            "lib/deep/x.py", "requirements.txt", "run.sh"]
     finally:
         os.unlink(client)
         admin.unlink()

@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import stat
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -143,6 +145,75 @@ def test_exclusions(tmp_path):
     )
     data, _, _ = packed(folder)
     assert names_in(data) == names
+
+
+GIT = shutil.which("git")
+TREE = {
+    "data/keep.txt": "kept\n", "data/big.bin": "x", "data/sub/keep.txt": "x", "data/sub/y.bin": "x",
+    "build/keep.txt": "x", "build/out.o": "x", "src/build/z.o": "x", "x.log/inner": "x",
+    "logs/a.log": "x", "deep/a/b/c.txt": "x", "deep/a/keep.txt": "x",
+}
+
+
+def git_keeps(folder: Path) -> list[str] | None:
+    """What `git ls-files --others --exclude-standard` lists in `folder` (a fresh repository)."""
+    if GIT is None:
+        return None
+    subprocess.run([GIT, "init", "-q", str(folder)], check=True)
+    try:
+        listed = subprocess.run([GIT, "ls-files", "--others", "--exclude-standard", "-z"],
+                                cwd=folder, capture_output=True, check=True).stdout.decode()
+    finally:
+        shutil.rmtree(folder / ".git")
+    return sorted(name for name in listed.split("\0") if name)
+
+
+def packed_names(folder: Path) -> list[str]:
+    return [arc for arc, _ in list_package_files(folder)]
+
+
+def test_gitignore_re_includes_a_file_under_a_star_star_pattern_as_git_does(tmp_path):
+    # Given `data/**` with `!data/keep.txt`: git ignores what is in data/, but keeps keep.txt
+    folder = make_executor(tmp_path / "x", {**FILES, **TREE,
+                                            ".gitignore": "data/**\n!data/keep.txt\n"})
+    names = packed_names(folder)
+    assert "data/keep.txt" in names
+    assert not {"data/big.bin", "data/sub/keep.txt", "data/sub/y.bin"} & set(names)
+    assert names_in(packed(folder)[0]) == names
+    if GIT is not None:
+        assert names == git_keeps(folder)
+
+
+@pytest.mark.skipif(GIT is None, reason="needs git")
+@pytest.mark.parametrize("gitignore", [
+    "data/**\n!data/keep.txt\n",
+    "build/\n!build/keep.txt\n",  # an ignored folder: nothing below it comes back
+    "build\n!/build/\n",
+    "*.log\n!x.log/\n",
+    "data/**/\n!data/sub/\n",
+    "data/*\n!data/sub/\ndata/sub/*\n!data/sub/keep.txt\n",
+    "*\n!*/\n!*.txt\n!config.yml\n",
+    "deep/**\n!deep/**/\n!deep/**/keep.txt\n",
+    "/*\n!/data\n/data/*\n!/data/keep.txt\n!config.yml\n",
+    "**/build/\nsrc/**\n[a-c]*/\n",
+])
+def test_gitignore_leaves_out_what_git_leaves_out(tmp_path, gitignore):
+    folder = make_executor(tmp_path / "x", {**FILES, **TREE, ".gitignore": gitignore})
+    assert packed_names(folder) == git_keeps(folder)
+
+
+def test_an_ignored_folder_is_not_walked(tmp_path, monkeypatch):
+    # Given a folder with many files git ignores whole (`node_modules/`)
+    folder = make_executor(tmp_path / "x", {**FILES, ".gitignore": "node_modules/\n"})
+    for i in range(200):
+        (folder / "node_modules" / f"p{i}").mkdir(parents=True)
+        (folder / "node_modules" / f"p{i}" / "index.js").write_text("x")
+    scanned = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: scanned.append(Path(path)) or real_scandir(path))
+    # When it is packed, then nothing below node_modules/ is even listed
+    assert packed_names(folder) == sorted([*FILES, ".gitignore"])
+    assert not [p for p in scanned if "node_modules" in p.parts]
 
 
 def test_gitignore_cannot_exclude_config(tmp_path):
