@@ -162,6 +162,7 @@ def get_config():
     s = get_settings()
     return {"region": s.region, "user_pool_id": s.user_pool_id, "client_id": s.client_id,
             "max_upload_bytes": s.max_upload_bytes, "max_executor_bytes": s.max_executor_bytes,
+            "max_unpacked_executor_bytes": s.max_unpacked_executor_bytes,
             "part_size": blobs.plan_parts(s.max_upload_bytes)[0],
             "single_part_max_bytes": s.single_part_max_bytes, "min_part_size": s.min_part_size,
             "max_parts": blobs.TARGET_MAX_PARTS, "image_builds": s.image_builds}

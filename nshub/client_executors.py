@@ -2,7 +2,8 @@
 executors (what they do, and the cache they pull into: nshub/executors.py).
 
 `ExecutorMethods` is a part of `Client` (nshub/client.py), not a class to use alone: it calls
-the client's `_api`, `_paginate`, `_bearer_and_source`, `_upload` and `_stream_download`.
+the client's `_api`, `_paginate`, `_bearer_and_source`, `_upload` and `_stream_download`, and
+shares its `_server_config` (the answer of `config()`, asked once).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from nshub.executors import (
 )
 from nshub.download import verify_download
 from nshub.names import check_name, check_namespace, check_tag
-from nshub.packaging import check_executor_folder, pack_executor
+from nshub.packaging import MAX_UNPACKED_BYTES, check_executor_folder, pack_executor
 from nshub.upload import path_opener
 from nshub.uri import ExecutorRef
 
@@ -133,10 +134,21 @@ class ExecutorMethods:
         try:
             with os.fdopen(fd, "w+b") as sink:
                 self._download_package(ref, info, sink)
-            dest = install_package(Path(tmp), parent, version, sha256)
+            dest = install_package(Path(tmp), parent, version, sha256,
+                                   max_unpacked_bytes=self._max_unpacked_bytes())
         finally:
             Path(tmp).unlink(missing_ok=True)
         return dest, info, False
+
+    def _max_unpacked_bytes(self) -> int:
+        """The registry's limit on what a package unpacks to (`GET /v1/config`), so a pull
+        refuses what a push would; an older registry does not say: the default."""
+        if self._server_config is None:
+            self._server_config = self.config()
+        try:
+            return int(self._server_config["max_unpacked_executor_bytes"])
+        except (KeyError, TypeError, ValueError):
+            return MAX_UNPACKED_BYTES
 
     def _executor(self, ref: ExecutorRef, *, version: int | None = None) -> dict:
         """Info (with a download URL) of the version a reference means."""

@@ -51,7 +51,12 @@ from typing import Any, Callable, Iterator
 from nshub import settings
 from nshub.errors import InvalidName, NshubError
 from nshub.names import check_name, check_namespace, check_tag
-from nshub.packaging import PackagingError, extract_package, read_executor_name
+from nshub.packaging import (
+    MAX_UNPACKED_BYTES,
+    PackagingError,
+    extract_package,
+    read_executor_name,
+)
 from nshub.uri import (
     ACCEPTED_FORMS,
     ExecutorRef,
@@ -171,12 +176,14 @@ def cached_version(parent: Path, version: int, sha256: str) -> Path | None:
         return None
 
 
-def install_package(zip_path: Path, parent: Path, version: int, sha256: str) -> Path:
-    """Extract into a fresh sibling, swap it in as v{version}/, then write the marker."""
+def install_package(zip_path: Path, parent: Path, version: int, sha256: str, *,
+                    max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> Path:
+    """Extract into a fresh sibling, swap it in as v{version}/, then write the marker;
+    `max_unpacked_bytes` is the registry's limit (`GET /v1/config`)."""
     dest, marker = parent / f"v{version}", parent / f"v{version}.sha256"
     staging = parent / f".v{version}-{uuid.uuid4().hex[:12]}"
     try:
-        extract_package(zip_path, staging)
+        extract_package(zip_path, staging, max_unpacked_bytes=max_unpacked_bytes)
         marker.unlink(missing_ok=True)  # whatever v{version}/ holds is no longer vouched for
         for _ in range(3):
             if dest.exists():  # stale (another sha256) or half-installed: set it aside

@@ -39,7 +39,9 @@ CHUNK = 1 << 20
 ALWAYS_EXCLUDED_DIRS = frozenset({".git", "__pycache__"})
 ALWAYS_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 
-# Limits for extraction (the server applies the same ones before a version is visible).
+# Limits for extraction (the server applies the same ones before a version is visible). The
+# server's limit on unpacked bytes is configurable: a pull uses the one `GET /v1/config` gives,
+# this one when the server does not say.
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 MAX_ENTRIES = 10_000
 MAX_RATIO = 200

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from nshub import Client, executors
-from nshub.errors import InvalidName, NotFound, NotLoggedIn, TagProtected
+from nshub.errors import InvalidName, InvalidPackage, NotFound, NotLoggedIn, TagProtected
 from nshub.packaging import PackagingError
 from tests.executor_packages import import_legacy_executor, make_executor
 
@@ -159,6 +159,37 @@ def test_the_cache_is_checked_against_the_sha256(alice, live_api, tmp_path, home
     (again / "executor.py").write_text("tampered")
     executors.pull("jinaai://alice/MyExecutor", client=alice)
     assert "second = 2" in (again / "executor.py").read_text() and len(seen) == 2
+
+
+def test_a_pull_applies_the_registrys_unpacked_limit(alice, live_api, tmp_path, monkeypatch):
+    from chalicelib import config
+
+    # Given v1, 30 kB unpacked, pushed under the default limit
+    folder = make_executor(tmp_path / "src")
+    (folder / "data.txt").write_text("x" * 30_000)
+    executors.push(folder, client=alice)
+    # When the registry's limit is lowered to 20 kB
+    monkeypatch.setenv("NSHUB_MAX_UNPACKED_EXECUTOR_BYTES", "20000")
+    config.reset()
+    assert Client().config()["max_unpacked_executor_bytes"] == 20_000
+    # Then the registry refuses to take such a package now, and a pull refuses v1, both with
+    # the registry's number
+    (folder / "data.txt").write_text("y" * 30_000)
+    with pytest.raises(InvalidPackage, match="more than the 20000"):
+        executors.push(folder, client=alice)
+    with Client() as fresh, pytest.raises(PackagingError, match="more than 20000"):
+        executors.pull("jinaai://alice/MyExecutor", client=fresh)
+    assert not (executors.cache_root() / "alice" / "myexecutor" / "v1").exists()
+
+
+def test_a_registry_that_does_not_say_its_unpacked_limit_gets_the_default(
+        alice, live_api, tmp_path, monkeypatch):
+    folder = make_executor(tmp_path / "src")
+    (folder / "data.txt").write_text("x" * 30_000)
+    executors.push(folder, client=alice)
+    with Client() as older:
+        monkeypatch.setattr(older, "config", lambda: {"region": "us-east-1"})  # an older server
+        assert (executors.pull("jinaai://alice/MyExecutor", client=older) / "data.txt").is_file()
 
 
 def test_a_private_executor_of_another_user_is_invisible(alice, bob, tmp_path, live_api):
