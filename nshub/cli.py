@@ -29,9 +29,6 @@ from nshub.cli_output import human_size, print_json, print_table, with_json, wit
 from nshub.errors import InvalidRequest, NshubError
 from nshub.hub_cli import add_hub_parser
 
-Handler = Callable[[Any, argparse.Namespace], int | None]
-
-
 # --- platform ---------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from nshub.executors import (
 )
 from nshub.download import verify_download
 from nshub.names import check_name, check_namespace, check_tag
-from nshub.packaging import MAX_UNPACKED_BYTES, check_executor_folder, pack_executor
+from nshub.packaging import MAX_UNPACKED_BYTES, check_executor_folder, pack_executor_file
 from nshub.upload import path_opener
 from nshub.uri import ExecutorRef
 
@@ -59,10 +59,10 @@ class ExecutorMethods:
         `protected_tags`, and is `latest` by being the newest.
         """
         folder = Path(folder)
-        check_executor_folder(folder)
+        config = check_executor_folder(folder)
         if legacy is True:
-            legacy = executor_name(folder, name)
-        executor = check_name(legacy) if legacy else executor_name(folder, name)
+            legacy = executor_name(folder, name, config=config)
+        executor = check_name(legacy) if legacy else executor_name(folder, name, config=config)
         if secret is not None and not legacy:
             raise InvalidRequest("a secret goes with a legacy push: pass legacy=NAME (--legacy NAME)")
         if metadata is not None and not isinstance(metadata, dict):
@@ -81,7 +81,7 @@ class ExecutorMethods:
         else:
             base = _path(self._my_namespace(), executor)
 
-        zip_path, _, _ = pack_executor(folder)  # the upload flow hashes it (per part too)
+        zip_path = pack_executor_file(folder, checked=True)  # the upload hashes it (per part too)
         try:
             body: dict[str, Any] = {"tags": all_tags} if all_tags else {}
             if protected:

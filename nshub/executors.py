@@ -54,6 +54,7 @@ from nshub.names import check_name, check_namespace, check_tag
 from nshub.packaging import (
     MAX_UNPACKED_BYTES,
     PackagingError,
+    executor_name_in,
     extract_package,
     read_executor_name,
 )
@@ -141,11 +142,13 @@ def source_uri(ref: ExecutorRef) -> str:
     return dataclasses.replace(ref, scheme=scheme, docker=False).canonical(redact_secret=True)
 
 
-def executor_name(folder: str | os.PathLike, name: str | None = None) -> str:
-    """The name a push uses: `name` when given, else config.yml's `metas.name`, else `jtype`."""
+def executor_name(folder: str | os.PathLike, name: str | None = None, *,
+                  config: dict | None = None) -> str:
+    """The name a push uses: `name` when given, else config.yml's `metas.name`, else `jtype`
+    (from `config`, the folder's config.yml as `check_executor_folder` returned it, if given)."""
     if name:
         return check_name(name)
-    derived = read_executor_name(folder)
+    derived = executor_name_in(config) if config is not None else read_executor_name(folder)
     if derived is None:
         raise PackagingError(
             f"cannot tell the executor's name from {Path(folder) / 'config.yml'}: add "

@@ -99,8 +99,11 @@ def read_executor_name(folder: str | os.PathLike) -> str | None:
         config = _load_config(Path(folder), f"{Path(folder)}{os.sep}")
     except PackagingError:
         return None
-    if not isinstance(config, dict):
-        return None
+    return executor_name_in(config) if isinstance(config, dict) else None
+
+
+def executor_name_in(config: dict) -> str | None:
+    """The executor's name in a parsed config.yml: `metas.name`, else `jtype`, else None."""
     metas = config.get("metas")
     if isinstance(metas, dict) and isinstance(metas.get("name"), str) and metas["name"].strip():
         return metas["name"].strip()
@@ -323,13 +326,16 @@ def list_package_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
     return found
 
 
-def pack_executor_to(folder: str | os.PathLike, fileobj: BinaryIO) -> list[str]:
+def pack_executor_to(folder: str | os.PathLike, fileobj: BinaryIO, *,
+                     checked: bool = False) -> list[str]:
     """Write the package of `folder` to a seekable binary `fileobj`; return the archive names.
 
-    Raises PackagingError for a folder without a valid config.yml, or with symlinks.
+    Raises PackagingError for a folder without a valid config.yml (not read again when the
+    caller `checked` it with `check_executor_folder`), or with symlinks.
     """
     folder = Path(folder)
-    check_executor_folder(folder)
+    if not checked:
+        check_executor_folder(folder)
     files = list_package_files(folder)
     names = [arc for arc, _ in files]
     if "config.yml" not in names:
@@ -353,14 +359,10 @@ def pack_executor(folder: str | os.PathLike) -> tuple[str, str, int]:
 
     The caller owns the file and deletes it when done.
     """
-    fd, tmp = tempfile.mkstemp(prefix="nshub-executor-", suffix=".zip")
+    tmp = pack_executor_file(folder)
     try:
-        with os.fdopen(fd, "w+b") as fh:
-            pack_executor_to(folder, fh)
-            fh.flush()
-            fh.seek(0)
-            digest = hashlib.sha256()
-            size = 0
+        digest, size = hashlib.sha256(), 0
+        with open(tmp, "rb") as fh:
             for chunk in iter(lambda: fh.read(CHUNK), b""):
                 digest.update(chunk)
                 size += len(chunk)
@@ -368,6 +370,19 @@ def pack_executor(folder: str | os.PathLike) -> tuple[str, str, int]:
         os.unlink(tmp)
         raise
     return tmp, digest.hexdigest(), size
+
+
+def pack_executor_file(folder: str | os.PathLike, *, checked: bool = False) -> str:
+    """Pack `folder` into a temporary zip and return its path, unhashed (an upload hashes it);
+    `checked` as for `pack_executor_to`. The caller owns the file and deletes it when done."""
+    fd, tmp = tempfile.mkstemp(prefix="nshub-executor-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pack_executor_to(folder, fh, checked=checked)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 # --------------------------------------------------------------------------- extraction

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +92,44 @@ def test_push_then_pull_gives_the_same_files(alice, tmp_path, home):
     assert stat.S_IMODE((pulled / "run.sh").stat().st_mode) == 0o755
     assert (pulled.parent / "v1.sha256").read_text().strip() == info["sha256"]
     assert not [p for p in pulled.parent.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+def test_a_push_reads_config_once_and_hashes_the_package_once(alice, tmp_path, monkeypatch):
+    import hashlib
+    import threading
+
+    import yaml
+
+    folder = make_executor(tmp_path / "src")
+    (folder / "manifest.yml").write_text("description: counted\n")
+    parsed, hashed = [], [0]  # what this thread (the client's, not the app's) parses and hashes
+    real_load, real_sha256 = yaml.safe_load, hashlib.sha256
+
+    def safe_load(stream):
+        if threading.current_thread() is threading.main_thread():
+            parsed.append(Path(stream.name).name)
+        return real_load(stream)
+
+    class Counted:
+        def __init__(self, data=b""):
+            self._digest = real_sha256()
+            self.update(data)
+
+        def update(self, data):
+            if threading.current_thread() is threading.main_thread():
+                hashed[0] += len(data)
+            self._digest.update(data)
+
+        def __getattr__(self, name):
+            return getattr(self._digest, name)
+
+    monkeypatch.setattr(yaml, "safe_load", safe_load)
+    monkeypatch.setattr(hashlib, "sha256", Counted)
+    info = executors.push(folder, client=alice)
+    monkeypatch.undo()
+
+    assert sorted(parsed) == ["config.yml", "manifest.yml"]
+    assert hashed[0] == info["size"]
 
 
 def test_the_same_folder_packs_to_the_same_sha256(alice, tmp_path):
