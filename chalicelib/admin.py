@@ -74,108 +74,27 @@ def cmd_reconcile(args: argparse.Namespace) -> dict:
 
 
 def cmd_import_legacy_executor(args: argparse.Namespace) -> dict:
+    from chalicelib.errors import InvalidPackage
     from chalicelib.legacy_executors import import_legacy_executor
     from chalicelib.packages import validate_executor_package
+
+    # The client's packer (`nshub hub push`), so that pushing the same folder later is an
+    # unchanged re-push; an operator tool, run where the client is installed, never on Lambda.
+    from nshub.packaging import PackagingError, pack_executor_file
 
     folder = Path(args.dir)
     if not folder.is_dir():
         raise SystemExit(f"error: no such folder {folder}")
-    package = pack_folder(folder)
+    try:
+        package = Path(pack_executor_file(folder))
+    except PackagingError as exc:
+        raise InvalidPackage(str(exc)) from None
     try:
         validate_executor_package(package)  # refused before anything is uploaded
         return import_legacy_executor(args.name, args.owner.lower(), args.secret, package,
                                       public=args.public)
     finally:
         os.unlink(package)
-
-
-# ------------------------------------------------------------ packing a legacy executor folder
-#
-# The package format of `nshub hub push` (nshub/packaging.py), byte for byte, so that pushing
-# the same folder later is an unchanged re-push: regular files only, sorted by POSIX path,
-# dated 1980-01-01, mode 0644 (0755 when executable by the owner), deflated. Left out: `.git`,
-# `__pycache__/`, `*.pyc`/`*.pyo`, virtual environments (a folder holding `pyvenv.cfg`) and what
-# the root `.gitignore` makes git ignore (nshub.packaging.GitIgnore, the client's own rules).
-# tests/test_package_rules.py pins the two packers together. Here, not in chalicelib/packages.py:
-# the Lambda functions never pack.
-
-_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
-
-
-def pack_folder(folder: Path) -> Path:
-    """The package of an executor folder, in a temporary zip the caller deletes."""
-    import tempfile
-
-    from chalicelib.errors import InvalidPackage
-
-    if not (folder / "config.yml").is_file():
-        raise InvalidPackage(f"{folder} has no config.yml: an executor folder needs a config.yml "
-                             "with a `jtype`")
-    files = _package_files(folder)
-    fd, tmp = tempfile.mkstemp(prefix="nshub-admin-executor-", suffix=".zip")
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            _write_package(files, fh)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
-def _package_files(root: Path) -> list[tuple[str, Path]]:
-    """Sorted `(archive name, path)` of the files that go into the package."""
-    from pathlib import PurePosixPath
-
-    from chalicelib.errors import InvalidPackage
-
-    from nshub.packaging import GitIgnore  # git's rules, as the client reads them (not on Lambda)
-
-    gitignore = GitIgnore.of_folder(root)
-    found: list[tuple[str, Path]] = []
-
-    def walk(directory: Path, rel: PurePosixPath | None) -> None:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            arc, path = str(rel / entry.name) if rel else entry.name, Path(entry.path)
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if is_dir and (entry.name in _SKIPPED_DIRS or (path / "pyvenv.cfg").exists()):
-                continue
-            if not is_dir and (entry.name == ".git" or entry.name.endswith(_SKIPPED_SUFFIXES)):
-                continue
-            if gitignore is not None and gitignore.ignores(arc, is_dir=is_dir):
-                continue
-            if entry.is_symlink():
-                raise InvalidPackage(f"{arc} is a symlink (-> {os.readlink(entry.path)}): "
-                                     "packages must not contain symlinks")
-            if is_dir:
-                walk(path, PurePosixPath(arc))
-            elif entry.is_file(follow_symlinks=False):
-                found.append((arc, path))
-            else:
-                raise InvalidPackage(f"{arc} is not a regular file (device, fifo or socket)")
-
-    walk(root, None)
-    return sorted(found, key=lambda item: item[0])
-
-
-def _write_package(files: list[tuple[str, Path]], fileobj) -> None:
-    import shutil
-    import stat
-    import zipfile
-
-    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for arc, path in files:
-            st = path.stat()
-            info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.file_size = st.st_size
-            with path.open("rb") as src, zf.open(info, "w", force_zip64=st.st_size >= 2**31) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """The server's package check (chalicelib/packages.py, authoritative) and the client's
 (nshub/packaging.py: what a pull extracts) accept and refuse the same packages; the admin
-tool's packer and the client's make the same bytes."""
+tool packs with the client's packer."""
 from __future__ import annotations
 
 import io
@@ -140,49 +140,20 @@ def test_server_and_client_accept_and_refuse_the_same_packages(tmp_path):
     assert not wrong, "(server, client, expected) differ: " + repr(wrong)
 
 
-def test_the_admin_packer_makes_the_client_packers_bytes(tmp_path):
-    from chalicelib.admin import pack_folder
-
-    folder = executor_folder(tmp_path / "Exec")
-    (folder / "run.sh").write_text("#!/bin/sh\n")
-    (folder / "run.sh").chmod(0o755)
-    (folder / "lib" / "deep").mkdir(parents=True)
-    (folder / "lib" / "deep" / "x.py").write_text("X = 1\n")
-    (folder / "lib" / "x.pyc").write_bytes(b"\0")
-    (folder / "__pycache__").mkdir()
-    (folder / "__pycache__" / "y.pyc").write_bytes(b"\0")
-    (folder / "venv").mkdir()
-    (folder / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
-    (folder / ".gitignore").write_text("*.log\nbuild/\ndata/**\n!data/keep.txt\n")
-    (folder / "data" / "sub").mkdir(parents=True)
-    (folder / "data" / "keep.txt").write_text("kept: re-included, as git does\n")
-    (folder / "data" / "sub" / "big.bin").write_bytes(b"\0" * 100)
-    (folder / "debug.log").write_text("noise\n")
-    (folder / "build").mkdir()
-    (folder / "build" / "out.txt").write_text("built\n")
-
-    client, _, _ = pack_executor(folder)
-    admin = pack_folder(folder)
-    try:
-        assert Path(client).read_bytes() == admin.read_bytes()
-        assert zipfile.ZipFile(admin).namelist() == [
-            ".gitignore", "Dockerfile", "config.yml", "data/keep.txt", "executor.py",
-            "lib/deep/x.py", "requirements.txt", "run.sh"]
-    finally:
-        os.unlink(client)
-        admin.unlink()
-
-
 @pytest.mark.parametrize("make", [
     lambda f: (f / "config.yml").unlink(),
     lambda f: (f / "link").symlink_to("/etc/passwd"),
 ])
-def test_the_admin_packer_refuses_what_the_client_packer_refuses(tmp_path, make):
-    from chalicelib.admin import pack_folder
+def test_the_admin_import_refuses_what_the_client_packer_refuses(aws_env, tmp_path, capsys,
+                                                                 make):
+    """`nshub-admin import-legacy-executor` packs with the client's packer: the same folders
+    are refused, with the same line, before anything is stored."""
+    from chalicelib.admin import main as admin_main
 
     folder = executor_folder(tmp_path / "Exec")
     make(folder)
-    with pytest.raises(PackagingError):
+    with pytest.raises(PackagingError) as refused:
         pack_executor(folder)
-    with pytest.raises(InvalidPackage):
-        pack_folder(folder)
+    rc = admin_main(["import-legacy-executor", "Exec", "--owner", "alice", "--secret", "s",
+                     "--dir", str(folder)])
+    assert rc == 1 and capsys.readouterr().err == f"error: {refused.value} (InvalidPackage)\n"
