@@ -4,7 +4,9 @@
 DESIGN.md that the array client speaks, on 127.0.0.1 with `http.server`. Presigned URLs are
 `/s3/...` paths of the same server. Knobs make it misbehave the way networks and object stores
 do: answer a status a few times (`fail`), drop a download after N bytes (`drop_after`), ignore
-`Range`, corrupt a download, expire the URLs handed out so far.
+`Range`, corrupt a download, expire the URLs handed out so far, quarantine a version, hand out
+presigned URLs of another store (`storage_endpoint`), run a function when a request arrives (`on`).
+Presigned URLs carry `X-Amz-*` query parameters like S3's: secrets that must never be shown.
 
 Fixtures (import them into a test module): `hub` (a running FakeHub, with NSHUB_ENDPOINT,
 NSHUB_HOME and no NSHUB_TOKEN in the environment) and `alice` (a Client logged in as alice
@@ -30,6 +32,10 @@ import pytest
 from nshub import Client, Retry
 
 
+# The query of every presigned URL handed out: S3's credentials, never to be shown.
+SIGNED = "?X-Amz-Credential=AKIA%2Fsecret&X-Amz-Signature=cafe&X-Amz-Security-Token=session"
+
+
 def make_jwt(claims: dict) -> str:
     def enc(obj: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
@@ -49,6 +55,7 @@ class Fault:
     status: int
     times: int = 1
     retry_after: str | None = None
+    headers: dict | None = None
 
 
 @dataclass
@@ -69,6 +76,8 @@ class FakeHub:
     url_generation: int = 0
     endpoint: str = ""
     renewed: list = field(default_factory=list)  # part numbers whose URLs were renewed
+    hooks: list = field(default_factory=list)  # (method, path_contains, fn(url)), see `on`
+    storage_endpoint: str = ""  # the store presigned URLs point at (default: this server)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -79,8 +88,19 @@ class FakeHub:
     # --- knobs and views ---
 
     def fail(self, method: str, path_contains: str, status: int, times: int = 1,
-             retry_after: str | None = None) -> None:
-        self.faults.append(Fault(method, path_contains, status, times, retry_after))
+             retry_after: str | None = None, headers: dict | None = None) -> None:
+        self.faults.append(Fault(method, path_contains, status, times, retry_after, headers))
+
+    def on(self, method: str, path_contains: str, fn: Any) -> None:
+        """Call `fn(url)` (in the server's thread) when such a request arrives, before it is
+        answered: to change a file mid-push, or hold a download."""
+        self.hooks.append((method, path_contains, fn))
+
+    def quarantine(self, ns: str, name: str, version: int) -> None:
+        """What the event path does to a version whose bytes are not the declared ones."""
+        for v in self.arrays[(ns, name.lower())]["versions"]:
+            if v["version"] == version:
+                v["quarantined"] = True
 
     def expire_urls(self) -> None:
         self.url_generation += 1
@@ -106,12 +126,17 @@ class FakeHub:
     def handle(self, method: str, url: str, headers: Any, body: bytes) -> tuple:
         parsed = urlparse(url)
         path, query = parsed.path, {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        for hook_method, path_contains, fn in list(self.hooks):
+            if hook_method == method and path_contains in path:
+                fn(url)
         with self.lock:
             self.requests.append((method, url, dict(headers)))
             for fault in self.faults:
                 if fault.times > 0 and fault.method == method and fault.path_contains in path:
                     fault.times -= 1
-                    extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                    extra = dict(fault.headers or {})
+                    if fault.retry_after:
+                        extra["Retry-After"] = fault.retry_after
                     return fault.status, extra, b"fault"
         if path.startswith("/s3/"):
             return self._s3(method, path, query, headers, body)
@@ -191,9 +216,9 @@ class FakeHub:
                 return 204, None
             if rest[2:] == ["parts"]:
                 self.renewed.extend(data["part_numbers"])
-                base = f"{self.endpoint}/s3/put/{upload['id']}"
-                return 200, {"parts": [{"part_number": n, "url": f"{base}/{n}", "headers": {}}
-                                       for n in data["part_numbers"]]}
+                base = f"{self.storage_endpoint or self.endpoint}/s3/put/{upload['id']}"
+                return 200, {"parts": [{"part_number": n, "url": f"{base}/{n}{SIGNED}",
+                                        "headers": {}} for n in data["part_numbers"]]}
             return 200, self._complete(upload, data)
         resource = self._get(ns, name, caller)
         if rest == ["versions"]:
@@ -228,14 +253,14 @@ class FakeHub:
     def _plan(self, ns: str, name: str, data: dict) -> dict:
         size = int(data["size"])
         upload_id = f"up{next(self.ids)}"
-        base = f"{self.endpoint}/s3/put/{upload_id}"
+        base = f"{self.storage_endpoint or self.endpoint}/s3/put/{upload_id}"
         if size <= self.single_part_max:
             checksum = base64.b64encode(bytes.fromhex(data["sha256"])).decode()
-            parts = [{"part_number": 1, "url": f"{base}/1",
+            parts = [{"part_number": 1, "url": f"{base}/1{SIGNED}",
                       "headers": {"Content-Length": str(size), "x-amz-checksum-sha256": checksum}}]
         else:
             count = -(-size // self.part_size)
-            parts = [{"part_number": i, "url": f"{base}/{i}", "headers": {}}
+            parts = [{"part_number": i, "url": f"{base}/{i}{SIGNED}", "headers": {}}
                      for i in range(1, count + 1)]
         self.uploads[upload_id] = {"id": upload_id, "ns": ns, "name": name, "request": data,
                                    "parts": {}, "state": "pending", "plan": parts}
@@ -305,8 +330,12 @@ class FakeHub:
         else:
             version = versions[-1]
         info = self._info(resource, version)
+        if version.get("quarantined"):
+            info.update(integrity="quarantined", quarantine_reason="sha256 mismatch")
+            return info  # hidden bytes: no URL
         info["download_url"] = (
-            f"{self.endpoint}/s3/get/{version['blob']}?gen={self.url_generation}"
+            f"{self.storage_endpoint or self.endpoint}/s3/get/{version['blob']}"
+            f"?gen={self.url_generation}&{SIGNED[1:]}"
         )
         info["download_expires_at"] = "2099-01-01T00:00:00Z"
         return info
