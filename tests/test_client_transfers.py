@@ -281,9 +281,11 @@ def test_a_part_is_read_lazily_in_bounded_pieces():
 
 
 @pytest.fixture
-def mib_ranges(monkeypatch):
-    """Pulls of more than 1 MiB go as parallel ranged GETs of 1 MiB."""
+def mib_ranges(hub, monkeypatch):
+    """Pulls of more than 1 MiB go as parallel ranged GETs of 1 MiB (and pushes in 1 MiB parts,
+    not hundreds of thousands of 32-byte ones)."""
     monkeypatch.setenv("NSHUB_PULL_RANGE_BYTES", str(1024 * 1024))
+    hub.part_size = 1024 * 1024
 
 
 def windows(size: int, step: int = 1024 * 1024) -> list[tuple[int, int]]:
