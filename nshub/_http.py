@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -124,10 +125,10 @@ def request_with_retries(
             wait = backoff.failed() if idempotent else None
             if wait is None:
                 raise ServerUnreachable(
-                    f"cannot reach {_origin(url)}: {_short(exc)}", status=None
+                    f"cannot reach {_origin(url)}: {describe_error(exc)}", status=None
                 ) from exc
-            logger.debug("%s %s failed (%s); retry %d in %.2fs", method, url, exc,
-                         backoff.failures, wait)
+            logger.debug("%s %s failed (%s); retry %d in %.2fs", method, without_query(url),
+                         describe_error(exc), backoff.failures, wait)
             backoff.sleep(wait)
             continue
         _close_body(kwargs.get("data"))
@@ -137,8 +138,8 @@ def request_with_retries(
         wait = backoff.failed(response.headers.get("Retry-After")) if retryable else None
         if wait is None:
             return response
-        logger.debug("%s %s answered %d; retry %d in %.2fs", method, url, response.status_code,
-                     backoff.failures, wait)
+        logger.debug("%s %s answered %d; retry %d in %.2fs", method, without_query(url),
+                     response.status_code, backoff.failures, wait)
         response.close()
         backoff.sleep(wait)
 
@@ -162,7 +163,7 @@ def raise_for_storage_error(response: requests.Response, what: str) -> None:
     detail = _xml_field(response.text, "Message") or response.reason or ""
     raise StorageError(
         f"{what} failed: the object store answered {response.status_code} {code}"
-        + (f" ({detail})" if detail else ""),
+        + (f" ({without_query(detail)})" if detail else ""),
         status=response.status_code,
     )
 
@@ -186,8 +187,21 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _short(exc: Exception) -> str:
+# A query string inside a text: "?" right after a path, holding at least one "key=value".
+_QUERY = re.compile(r"(?<=[^\s?])\?[^\s'\"<>()]*=[^\s'\"<>()]*")
+
+
+def without_query(text: str) -> str:
+    """`text` (a URL, or a message that may quote one) with the query string of every URL in
+    it dropped: the query of a presigned URL is a credential (X-Amz-Signature,
+    X-Amz-Security-Token), and requests' errors quote the URL they failed on."""
+    return _QUERY.sub("", text)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One short line saying what a transport error was, fit to show (see `without_query`)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = without_query(text)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -195,8 +209,10 @@ __all__ = [
     "Backoff",
     "NshubError",
     "Retry",
+    "describe_error",
     "new_session",
     "raise_for_api_error",
     "raise_for_storage_error",
     "request_with_retries",
+    "without_query",
 ]

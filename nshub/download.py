@@ -22,7 +22,14 @@ import requests
 import urllib3
 
 from nshub import settings
-from nshub._http import RETRY_STATUSES, TRANSIENT_ERRORS, Backoff, Retry, raise_for_storage_error
+from nshub._http import (
+    RETRY_STATUSES,
+    TRANSIENT_ERRORS,
+    Backoff,
+    Retry,
+    describe_error,
+    raise_for_storage_error,
+)
 from nshub.errors import IntegrityError, ServerUnreachable
 
 
@@ -72,7 +79,9 @@ def fetch_range(
     def transient(exc: Exception | None, retry_after: str | None = None) -> None:
         wait = backoff.failed(retry_after)
         if wait is None:
-            raise ServerUnreachable(f"{what} keeps failing: {exc or 'the connection dropped'}") from exc
+            raise ServerUnreachable(f"{what} keeps failing: "
+                                    f"{describe_error(exc) if exc else 'the connection dropped'}"
+                                    ) from exc
         backoff.sleep(wait)
 
     while position < end:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 
 import pytest
@@ -165,6 +166,25 @@ def test_a_server_that_never_answers(tmp_path):
     with pytest.raises(ServerUnreachable, match="cannot reach http://127.0.0.1:9"):
         client.info("alice/x")
     assert len(waited) == 1
+
+
+def test_a_failing_transfer_never_shows_the_presigned_query(alice, hub, tmp_path, caplog):
+    # The query of a presigned URL is a credential; requests quotes it in its errors.
+    caplog.set_level(logging.DEBUG, logger="nshub")
+    alice.push_bytes(os.urandom(300), "alice/big")
+    hub.storage_endpoint = "http://127.0.0.1:9"  # the store is down (nothing listens there)
+    with pytest.raises(ServerUnreachable) as pulled:
+        alice.pull_file("alice/big", tmp_path / "big")
+    with pytest.raises(ServerUnreachable) as pushed:
+        alice.push_bytes(os.urandom(300), "alice/big")
+    hub.storage_endpoint = ""
+    hub.fail("PUT", "/s3/put/", 500, times=2)
+    alice.push_bytes(os.urandom(300), "alice/big")  # retried: logged at DEBUG
+
+    shown = [str(pulled.value), pulled.value.message, str(pushed.value), caplog.text]
+    assert "keeps failing" in shown[0] and "cannot reach http://127.0.0.1:9" in shown[2]
+    assert "/s3/put/" in caplog.text and "answered 500" in caplog.text
+    assert not [text for text in shown if "X-Amz-" in text or "secret" in text]
 
 
 # --- downloads -----------------------------------------------------------------------
