@@ -28,13 +28,25 @@ import requests
 
 from nshub import credentials as credentials_file
 from nshub import settings
-from nshub._http import Retry, new_session, raise_for_api_error, request_with_retries
+from nshub._http import (
+    Retry,
+    new_session,
+    raise_for_api_error,
+    request_with_retries,
+    without_query,
+)
 from nshub.client_accounts import AccountMethods
 from nshub.client_arrays import ArrayMethods
 from nshub.client_executors import ExecutorMethods
 from nshub.credentials import Credentials
 from nshub.download import download
-from nshub.errors import TOKEN_HINTS, InvalidEndpoint, NotLoggedIn, NshubError, Unauthorized
+from nshub.errors import (
+    TOKEN_HINTS,
+    InvalidEndpoint,
+    NotLoggedIn,
+    NshubError,
+    Unauthorized,
+)
 from nshub.progress import transfer_bar
 from nshub.upload import Opener, hash_source, hash_source_parts, source_size, upload_parts
 
@@ -231,8 +243,17 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
             params=params,
             headers=headers,
             timeout=settings.API_TIMEOUT,
+            # requests strips Authorization on a redirect to another host, not our own headers
+            # (X-Executor-Secret): the API never redirects, so nothing follows one
+            allow_redirects=False,
         )
         with response:
+            if response.is_redirect:
+                raise InvalidEndpoint(
+                    f"{method} {path} was redirected (HTTP {response.status_code}) to "
+                    f"{without_query(response.headers.get('Location') or '?')}: nshub does not "
+                    f"follow redirects with your credentials; if that is the API, set "
+                    f"NSHUB_ENDPOINT (or --endpoint) to it", status=response.status_code)
             try:
                 raise_for_api_error(response)
             except Unauthorized as exc:

@@ -67,3 +67,25 @@ def test_another_users_private_array_is_not_found(hub, alice):
         bob.pull_bytes("alice/diary")
     with pytest.raises(errors.Forbidden):
         bob.push_bytes(b"x", "alice/diary")
+
+
+def test_the_api_never_follows_a_redirect_with_credentials(hub, alice):
+    # requests drops Authorization on a redirect to another host, not X-Executor-Secret.
+    from tests.fake_http import FakeHub, serve
+
+    elsewhere = FakeHub()
+    server, thread = serve(elsewhere)
+    try:
+        hub.fail("GET", "/v1/legacy/executors/", 302,
+                 headers={"Location": f"{elsewhere.endpoint}/collect?X-Amz-Signature=x"})
+        with pytest.raises(errors.InvalidEndpoint) as caught:
+            alice.executor_info("jinahub://MyExecutor:s3cret")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert elsewhere.requests == []
+    assert caught.value.message == (
+        f"GET /v1/legacy/executors/MyExecutor was redirected (HTTP 302) to "
+        f"{elsewhere.endpoint}/collect: nshub does not follow redirects with your credentials; "
+        "if that is the API, set NSHUB_ENDPOINT (or --endpoint) to it")
