@@ -56,6 +56,7 @@ class Fault:
     times: int = 1
     retry_after: str | None = None
     headers: dict | None = None
+    body: bytes = b"fault"
 
 
 @dataclass
@@ -88,8 +89,10 @@ class FakeHub:
     # --- knobs and views ---
 
     def fail(self, method: str, path_contains: str, status: int, times: int = 1,
-             retry_after: str | None = None, headers: dict | None = None) -> None:
-        self.faults.append(Fault(method, path_contains, status, times, retry_after, headers))
+             retry_after: str | None = None, headers: dict | None = None,
+             body: bytes = b"fault") -> None:
+        self.faults.append(Fault(method, path_contains, status, times, retry_after, headers,
+                                 body))
 
     def on(self, method: str, path_contains: str, fn: Any) -> None:
         """Call `fn(url)` (in the server's thread) when such a request arrives, before it is
@@ -137,7 +140,7 @@ class FakeHub:
                     extra = dict(fault.headers or {})
                     if fault.retry_after:
                         extra["Retry-After"] = fault.retry_after
-                    return fault.status, extra, b"fault"
+                    return fault.status, extra, fault.body
         if path.startswith("/s3/"):
             return self._s3(method, path, query, headers, body)
         try:
