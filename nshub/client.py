@@ -46,9 +46,17 @@ from nshub.errors import (
     NotLoggedIn,
     NshubError,
     Unauthorized,
+    UnexpectedResponse,
 )
 from nshub.progress import transfer_bar
-from nshub.upload import Opener, hash_source, hash_source_parts, source_size, upload_parts
+from nshub.upload import (
+    Opener,
+    hash_source,
+    hash_source_parts,
+    part_url,
+    source_size,
+    upload_parts,
+)
 
 # One refresh at a time per process: the credentials file is shared by every Client.
 _refresh_lock = threading.Lock()
@@ -152,12 +160,13 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
             return plan  # the newest version holds these bytes already: nothing to send
         upload = f"{base}/uploads/{quote(str(plan['upload_id']), safe='')}"
 
-        def more(part_numbers: list[int]) -> list[dict]:
-            return self._api("POST", upload + "/parts", json={"part_numbers": part_numbers},
-                             headers=headers, idempotent=True)["parts"]
+        def more(part_numbers: list[int]) -> Any:
+            answer = self._api("POST", upload + "/parts", json={"part_numbers": part_numbers},
+                               headers=headers, idempotent=True)
+            return answer.get("parts") if isinstance(answer, dict) else None
 
         def renew(part_number: int) -> dict:
-            return more([part_number])[0]
+            return part_url(more([part_number]), part_number)
 
         try:
             with transfer_bar(size, f"push {desc}") as bar:
@@ -264,7 +273,14 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
                 raise
             if response.status_code == 204 or not response.content:
                 return None
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                kind = response.headers.get("Content-Type") or "no Content-Type"
+                raise UnexpectedResponse(
+                    f"{method} {path} answered HTTP {response.status_code} with a body that is "
+                    f"not JSON ({kind}): is {self.endpoint} an nshub server?",
+                    status=response.status_code) from None
 
     def _paginate(self, path: str, limit: int | None) -> list[dict]:
         items: list[dict] = []

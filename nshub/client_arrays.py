@@ -17,7 +17,7 @@ from urllib.parse import quote
 from nshub import credentials as credentials_file
 from nshub import settings
 from nshub.download import RangedDownload, RangesIgnored, verify_download
-from nshub.errors import IntegrityError, InvalidRequest, NotFound, NotLoggedIn
+from nshub.errors import IntegrityError, InvalidRequest, NotFound, NotLoggedIn, UnexpectedResponse
 from nshub.names import (
     ArrayName,
     check_namespace,
@@ -146,6 +146,9 @@ class ArrayMethods:
             raise IntegrityError(
                 f"{info.get('full_name', name)} version {info.get('version')} is quarantined "
                 f"({info.get('quarantine_reason')}): push the file again")
+        if not isinstance(info.get("download_url"), str) or not info["download_url"]:
+            raise UnexpectedResponse(f"the server gave no download URL for {name} version "
+                                     f"{info.get('version', version)}")
         return info
 
     def list(self, namespace: str, *, limit: int | None = None) -> list[dict]:
@@ -217,7 +220,7 @@ class ArrayMethods:
                     bar.update(n)
 
             job = RangedDownload(
-                self.session, partial, url=info.get("download_url") or "",
+                self.session, partial, url=info["download_url"],
                 refresh_url=pinned.refresh_url, size=size, sha256=str(info.get("sha256")),
                 retry=self.retry, workers=self.max_workers,
                 range_size=settings.pull_range_bytes(), on_progress=progress,
@@ -233,7 +236,7 @@ class ArrayMethods:
         """One GET stream into `sink`, which holds `offset` bytes hashed into `digest`."""
         pinned = _PinnedVersion(self, array, info, version)
         digest = self._stream_download(
-            sink, url=info.get("download_url") or "", refresh_url=pinned.refresh_url,
+            sink, url=info["download_url"], refresh_url=pinned.refresh_url,
             size=int(info["size"]), offset=offset, digest=digest, label=f"pull {array.name}",
             what=f"the download of {array}")
         return digest, pinned.info
@@ -248,7 +251,8 @@ class _PinnedVersion:
         self.version = info.get("version", version) if not array.legacy else version
 
     def refresh_url(self) -> str:
-        self.info = self.client.info(str(self.array), version=self.version)
+        """A fresh URL; raises IntegrityError if the version was quarantined meanwhile."""
+        self.info = self.client._downloadable_info(str(self.array), self.version)
         return self.info["download_url"]
 
 

@@ -246,15 +246,20 @@ class RangedDownload:
     # -- state
 
     def _load_state(self) -> None:
+        """The ranges an earlier pull completed; a state file that is missing, stale or
+        unreadable (corrupt, hand-edited) means starting over."""
+        done: set[int] | None = None
         try:
             state = json.loads(self.state_path.read_text())
-            ok = state.get("sha256") == self.sha256 and state.get("size") == self.size \
-                and state.get("range_size") == self.range_size \
-                and self.path.exists() and self.path.stat().st_size == self.size
-        except (OSError, ValueError, AttributeError):
-            ok = False
-        if ok:
-            self._done = {int(i) for i in state.get("done", []) if 0 <= int(i) < self.count}
+            if state.get("sha256") == self.sha256 and state.get("size") == self.size \
+                    and state.get("range_size") == self.range_size \
+                    and self.path.exists() and self.path.stat().st_size == self.size:
+                listed = state.get("done", [])
+                done = {int(i) for i in listed} if isinstance(listed, list) else None
+        except (OSError, ValueError, AttributeError, TypeError):
+            done = None
+        if done is not None and all(0 <= i < self.count for i in done):
+            self._done = done
         else:
             self._done = set()
             with open(self.path, "wb") as fh:

@@ -126,6 +126,13 @@ class ServerUnreachable(NshubError):
     hint = "is the server running? check NSHUB_ENDPOINT or --endpoint"
 
 
+class UnexpectedResponse(NshubError):
+    """The server answered, but not what the API promises (a proxy's page, a missing field)."""
+
+    code = "UnexpectedResponse"
+    hint = "check that NSHUB_ENDPOINT (or --endpoint) is the nshub API; if it is, please report it"
+
+
 class StorageError(NshubError):
     """The object store (a presigned URL) refused a transfer."""
 

@@ -17,7 +17,7 @@ import requests
 
 from nshub import settings
 from nshub._http import Retry, raise_for_storage_error, request_with_retries
-from nshub.errors import IntegrityError, InvalidRequest, StorageError
+from nshub.errors import IntegrityError, InvalidRequest, StorageError, UnexpectedResponse
 
 Opener = Callable[[], IO[bytes]]
 
@@ -159,19 +159,40 @@ class PartURLs:
 
     def __init__(self, plan: dict, total: int, fetch: Callable[[list[int]], list[dict]] | None,
                  batch: int):
-        self._known = {int(p["part_number"]): p for p in plan["parts"]}
+        self._known = by_part_number(plan.get("parts"))
         self._total, self._fetch, self._batch = total, fetch, max(1, batch)
         self._lock = threading.Lock()
 
     def get(self, number: int) -> dict:
         with self._lock:
-            if number not in self._known:
-                if self._fetch is None:
-                    raise InvalidRequest(f"the server handed out no URL for part {number}")
+            if number not in self._known and self._fetch is not None:
                 wanted = [n for n in range(number, min(self._total, number + self._batch - 1) + 1)
                           if n not in self._known]
-                self._known.update({int(p["part_number"]): p for p in self._fetch(wanted)})
-            return self._known.pop(number)  # a URL is used once: memory stays one batch
+                self._known.update(by_part_number(self._fetch(wanted)))
+            part = self._known.pop(number, None)  # a URL is used once: memory stays one batch
+        if part is None:
+            raise UnexpectedResponse(f"the server handed out no URL for part {number}")
+        return part
+
+
+def by_part_number(parts: Any) -> dict[int, dict]:
+    """The part URLs of a server's answer (`[{part_number, url, headers}]`) by number."""
+    try:
+        found = {int(p["part_number"]): p for p in parts}
+    except (KeyError, TypeError, ValueError):
+        found = None
+    if found is None or not all(isinstance(p.get("url"), str) for p in found.values()):
+        raise UnexpectedResponse("the server's answer lists part URLs without a part number "
+                                 "or a URL")
+    return found
+
+
+def part_url(parts: Any, number: int) -> dict:
+    """The URL of part `number` in a server's answer."""
+    part = by_part_number(parts).get(number)
+    if part is None:
+        raise UnexpectedResponse(f"the server handed out no URL for part {number}")
+    return part
 
 
 def upload_parts(
@@ -192,9 +213,9 @@ def upload_parts(
     fetches further batches as the workers get there. Presigned URLs live at most 15
     minutes: a part refused with 403 gets a fresh URL from `renew(part_number)` once, then is
     sent again."""
-    total = int(plan.get("parts_total") or len(plan["parts"]))
+    total = int(plan.get("parts_total") or len(plan.get("parts") or ()))
     ranges = part_ranges(total, int(plan.get("part_size") or size or 1), size)
-    urls = PartURLs(plan, total, more, batch=max(len(plan["parts"]), 1))
+    urls = PartURLs(plan, total, more, batch=max(len(plan.get("parts") or ()), 1))
     cancelled = threading.Event()
     lock = threading.Lock()
 

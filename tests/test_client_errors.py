@@ -89,3 +89,15 @@ def test_the_api_never_follows_a_redirect_with_credentials(hub, alice):
         f"GET /v1/legacy/executors/MyExecutor was redirected (HTTP 302) to "
         f"{elsewhere.endpoint}/collect: nshub does not follow redirects with your credentials; "
         "if that is the API, set NSHUB_ENDPOINT (or --endpoint) to it")
+
+
+def test_a_2xx_answer_that_is_not_json_is_one_clear_error(hub, alice):
+    # e.g. a proxy's or a web server's page where the API should be
+    hub.fail("GET", "/v1/arrays/alice/x", 200, headers={"Content-Type": "text/html"},
+             body=b"<html>welcome</html>")
+    with pytest.raises(errors.UnexpectedResponse) as caught:
+        alice.info("alice/x")
+    assert caught.value.message == (
+        f"GET /v1/arrays/alice/x answered HTTP 200 with a body that is not JSON (text/html): "
+        f"is {hub.endpoint} an nshub server?")
+    assert "NSHUB_ENDPOINT" in caught.value.hint

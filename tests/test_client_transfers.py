@@ -14,6 +14,7 @@ from nshub.errors import (
     NshubError,
     ServerUnreachable,
     StorageError,
+    UnexpectedResponse,
 )
 from tests.fake_http import alice, hub, waits  # noqa: F401  (fixtures)
 
@@ -187,6 +188,14 @@ def test_a_failing_transfer_never_shows_the_presigned_query(alice, hub, tmp_path
     assert not [text for text in shown if "X-Amz-" in text or "secret" in text]
 
 
+def test_a_renewal_answer_without_the_part_is_one_clear_error(alice, hub):
+    hub.fail("PUT", "/s3/put/", 403, times=1)  # the URL expired: ask for a new one
+    hub.fail("POST", "/parts", 200, body=b'{"parts": []}')
+    with pytest.raises(UnexpectedResponse, match="the server handed out no URL for part"):
+        alice.push_bytes(os.urandom(200), "alice/slow")
+    assert hub.calls("POST", "/complete") == [] and hub.calls("DELETE", "/uploads/")
+
+
 # --- downloads -----------------------------------------------------------------------
 
 
@@ -242,6 +251,22 @@ def test_an_expired_url_is_renewed_for_the_same_version(alice, hub, tmp_path):
     assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
     refetches = hub.calls("GET", "/v1/arrays/alice/big")[info_calls + 1:]
     assert len(refetches) == 1 and "version=1" in refetches[0][1]
+
+
+def test_a_version_quarantined_during_the_pull_stops_it_with_one_line(alice, hub, tmp_path):
+    alice.push_bytes(os.urandom(300), "alice/big")
+    hub.drop_after = [100]
+
+    def quarantined_meanwhile(_seconds):  # the URL expires, and the event path quarantines
+        hub.expire_urls()
+        hub.quarantine("alice", "big", 1)
+
+    alice.retry = Retry(sleep=quarantined_meanwhile)
+    with pytest.raises(IntegrityError) as caught:
+        alice.pull_file("alice/big", tmp_path / "big")
+    assert caught.value.message == ("alice/big version 1 is quarantined (sha256 mismatch): "
+                                    "push the file again")
+    assert not (tmp_path / "big").exists()
 
 
 def test_a_corrupted_download_is_refused_and_leaves_nothing(alice, hub, tmp_path):
@@ -340,6 +365,19 @@ def test_an_interrupted_ranged_pull_resumes_with_the_ranges_it_lacks(alice, hub,
     monkeypatch.setenv("NSHUB_MAX_WORKERS", "8")
     assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
     assert sorted(hub.ranges) == windows(len(data))[2:]
+
+
+@pytest.mark.parametrize("done", [["one"], [None], 7, [10**6], "12"])
+def test_a_corrupt_ranges_file_means_starting_over(alice, hub, tmp_path, mib_ranges, done):
+    import json
+
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    alice.push_bytes(data, "alice/big")
+    (tmp_path / "big.part").write_bytes(os.urandom(len(data)))
+    (tmp_path / "big.part.ranges").write_text(json.dumps(
+        {"sha256": sha(data), "size": len(data), "range_size": 1024 * 1024, "done": done}))
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data
+    assert sorted(hub.ranges) == windows(len(data))
 
 
 def test_a_store_ignoring_ranges_gets_one_stream(alice, hub, tmp_path, mib_ranges):
