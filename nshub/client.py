@@ -56,6 +56,7 @@ from nshub.upload import (
     part_url,
     source_size,
     upload_parts,
+    watch_source,
 )
 
 # One refresh at a time per process: the credentials file is shared by every Client.
@@ -146,14 +147,17 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
                 headers: dict[str, str] | None = None) -> dict:
         """The upload flow of every resource: hash, plan, PUT the parts, complete (or abort).
 
-        Large sources are hashed per part in the same pass, with a part size the server
-        accepts, so every part URL signs its part's sha256 and the store refuses bad bytes."""
+        Large sources are hashed whole and per part from one read, with a part size the
+        server accepts, so every part URL signs its part's sha256 and the store refuses bad
+        bytes. A file that changed between the hashing and the last PUT is not completed."""
+        unchanged = watch_source(opener)
         part_size = self._part_size(source_size(opener))
         if part_size:
             size, sha256, part_digests = hash_source_parts(opener, part_size)
             body = {**body, "part_size": part_size, "part_sha256": part_digests}
         else:
             size, sha256 = hash_source(opener)
+        unchanged()
         body = {**body, "size": size, "sha256": sha256}
         plan = self._api("POST", base + "/uploads", json=body, headers=headers)
         if plan.get("unchanged"):
@@ -181,6 +185,7 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
                     renew=renew,
                     more=more,
                 )
+            unchanged()
             return self._api("POST", upload + "/complete", json={"parts": parts},
                              idempotent=True, headers=headers)
         except BaseException:

@@ -1,14 +1,16 @@
 """Pushing bytes to presigned URLs, in bounded memory.
 
-The source is hashed by streaming it (whole, and per part in the same pass), then each part is
-PUT from a `FileSlice` (a lazily read window of the source with a known length), in parallel,
-each part retried with backoff on its own (`request_with_retries`). A part URL refused with
-403 (it lives at most 15 minutes) is renewed once.
+The source is hashed by streaming it once (the whole and each part from the same bytes), then
+each part is PUT from a `FileSlice` (a lazily read window of the source with a known length),
+in parallel, each part retried with backoff on its own (`request_with_retries`). A part URL
+refused with 403 (it lives at most 15 minutes) is renewed once. A file that changes between
+the hashing and the last PUT is refused (`watch_source`).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import IO, Any, Callable, Iterator
@@ -33,34 +35,42 @@ def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
 HASH_CHUNK = 8 * 1024 * 1024  # bytes hashed per call: large, so hashlib releases the GIL
 
 
-def _digests(opener: Opener, piece: int | None = None) -> tuple[int, list[str]]:
-    """(size, [sha256 hex of each `piece` bytes]) of what `opener` yields (one digest of the
-    whole when `piece` is None), read into one reused buffer."""
-    buffer = bytearray(HASH_CHUNK)
-    view = memoryview(buffer)
-    digests: list[str] = []
-    digest, size, in_piece = hashlib.sha256(), 0, 0
+def hash_source(opener: Opener) -> tuple[int, str]:
+    """(size, sha256 hex) of everything `opener` yields, read into one reused buffer."""
+    view = memoryview(bytearray(HASH_CHUNK))
+    digest, size = hashlib.sha256(), 0
     with opener() as fh:
-        while True:
-            want = HASH_CHUNK if piece is None else min(HASH_CHUNK, piece - in_piece)
-            n = fh.readinto(view[:want])
-            if not n:
-                break
+        while n := fh.readinto(view):
             digest.update(view[:n])
             size += n
-            in_piece += n
-            if in_piece == piece:
-                digests.append(digest.hexdigest())
-                digest, in_piece = hashlib.sha256(), 0
-    if in_piece or not digests:
-        digests.append(digest.hexdigest())
-    return size, digests
+    return size, digest.hexdigest()
 
 
-def hash_source(opener: Opener) -> tuple[int, str]:
-    """(size, sha256 hex) of everything `opener` yields."""
-    size, (digest,) = _digests(opener)
-    return size, digest
+def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
+    """(size, sha256, [sha256 of each part_size piece]), from one read of the source.
+
+    Each buffer read is hashed into the whole file's digest on a second thread while this one
+    hashes it into its part's digest (hashlib releases the GIL on large buffers, so two cores
+    hash at once and the pass costs about one digest's time). Both digests are of the same
+    bytes, so the declared sha256 is the one of the declared parts even if the file is
+    rewritten meanwhile (`watch_source` then refuses the push)."""
+    view = memoryview(bytearray(HASH_CHUNK))
+    whole, part = hashlib.sha256(), hashlib.sha256()
+    size, in_part, parts = 0, 0, []
+    with ThreadPoolExecutor(max_workers=1) as pool, opener() as fh:
+        while n := fh.readinto(view[:min(HASH_CHUNK, part_size - in_part)]):
+            chunk = view[:n]
+            hashed = pool.submit(whole.update, chunk)
+            part.update(chunk)
+            hashed.result()
+            size += n
+            in_part += n
+            if in_part == part_size:
+                parts.append(part.hexdigest())
+                part, in_part = hashlib.sha256(), 0
+    if in_part or not parts:
+        parts.append(part.hexdigest())
+    return size, whole.hexdigest(), parts
 
 
 def source_size(opener: Opener) -> int:
@@ -68,20 +78,35 @@ def source_size(opener: Opener) -> int:
         return fh.seek(0, io.SEEK_END)
 
 
-def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[str]]:
-    """(size, sha256, [sha256 of each part_size piece]).
+FILE_CHANGED = ("the file changed while it was being pushed: push it again once nothing writes "
+                "to it")
+NOT_PUSHED = "no new version was made"
 
-    Two readers side by side, each with its own handle: the whole file's digest on a second
-    thread, the parts' on this one (hashlib releases the GIL on large buffers, so two cores
-    hash at once and the pass costs about one digest's time)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        whole = pool.submit(hash_source, opener)
-        parts_size, parts = _digests(opener, part_size)
-        size, digest = whole.result()
-    if parts_size != size:
-        raise IntegrityError("the file changed while it was being hashed: push it again once "
-                             "nothing writes to it")
-    return size, digest, parts
+
+def watch_source(opener: Opener) -> Callable[[], None]:
+    """A check that raises IntegrityError if the file behind `opener` changed since now.
+
+    A push reads its file twice (hashing, then the part PUTs): bytes rewritten in between
+    would be refused by the store (every part URL signs its part's sha256) or, for a server
+    that takes no part digests, found only by the registry's later hash. The file's size,
+    mtime, ctime, inode and device say whether it was written to, renamed over or touched
+    (ctime cannot be set back); bytes in memory have none of them and are not checked."""
+
+    def fingerprint() -> tuple[int, ...] | None:
+        with opener() as fh:
+            try:
+                st = os.fstat(fh.fileno())
+            except (OSError, io.UnsupportedOperation):
+                return None
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+    before = fingerprint()
+
+    def check() -> None:
+        if before is not None and fingerprint() != before:
+            raise IntegrityError(FILE_CHANGED, hint=NOT_PUSHED)
+
+    return check
 
 
 class _Cancelled(Exception):
@@ -122,7 +147,7 @@ class FileSlice:
             size = self._remaining
         data = self._fh.read(size)
         if not data:
-            raise IntegrityError("the file got shorter while it was being pushed: push it again")
+            raise IntegrityError(FILE_CHANGED, hint=NOT_PUSHED)
         self._remaining -= len(data)
         if self._on_read is not None:
             self._on_read(len(data))

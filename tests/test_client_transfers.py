@@ -169,6 +169,43 @@ def test_a_server_that_never_answers(tmp_path):
     assert len(waited) == 1
 
 
+def test_a_file_rewritten_during_its_push_is_not_completed(alice, hub, tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(200))
+    os.utime(source, (1_000_000_000, 1_000_000_000))  # written long ago
+
+    def rewrite_in_place(_url):  # same size, other bytes, while the parts go out
+        with open(source, "r+b") as fh:
+            fh.write(os.urandom(200))
+
+    hub.on("PUT", "/s3/put/", rewrite_in_place)
+    with pytest.raises(IntegrityError) as caught:
+        alice.push_file(source, "alice/moving")
+    assert caught.value.message == ("the file changed while it was being pushed: push it again "
+                                    "once nothing writes to it")
+    assert caught.value.hint == "no new version was made"
+    assert hub.calls("POST", "/complete") == [] and hub.calls("DELETE", "/uploads/")
+
+
+def test_the_whole_and_part_digests_are_of_the_same_bytes():
+    # A file rewritten between two reads must not get the whole sha256 of one content and the
+    # part digests of another: the registry would quarantine what the CLI said was pushed.
+    import io
+
+    from nshub.upload import hash_source_parts
+
+    opened = []
+
+    def rewritten_between_reads():  # each read of the "file" finds other bytes
+        opened.append(os.urandom(100))
+        return io.BytesIO(opened[-1])
+
+    size, whole, parts = hash_source_parts(rewritten_between_reads, 32)
+    data = opened[0]
+    assert size == 100 and whole == sha(data)
+    assert parts == [sha(data[i:i + 32]) for i in range(0, 100, 32)]
+
+
 def test_a_failing_transfer_never_shows_the_presigned_query(alice, hub, tmp_path, caplog):
     # The query of a presigned URL is a credential; requests quotes it in its errors.
     caplog.set_level(logging.DEBUG, logger="nshub")
