@@ -29,7 +29,55 @@ def path_opener(path: Any) -> Opener:
 
 
 def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
-    return lambda: io.BytesIO(data)  # shares the buffer, no copy
+    """Readers of `data` that share its buffer (io.BytesIO copies a bytearray or memoryview
+    whole, once per reader: once per part and attempt); a view that is not contiguous is
+    copied once, here."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    view = view.cast("B")
+    return lambda: BufferReader(view)
+
+
+class BufferReader(io.RawIOBase):
+    """A seekable reader of a byte buffer: `readinto` copies into the caller's buffer, `read`
+    returns bytes of at most the size asked; the buffer itself is never copied."""
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self._view = view
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        chunk = self._view[self._position:self._position + len(target)]
+        target[:len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        chunk = self._view[self._position:end].tobytes()
+        self._position += len(chunk)
+        return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        self._view = memoryview(b"")  # the shared view stays with its opener
+        super().close()
 
 
 HASH_CHUNK = 8 * 1024 * 1024  # bytes hashed per call: large, so hashlib releases the GIL

@@ -359,6 +359,37 @@ def test_a_part_is_read_lazily_in_bounded_pieces():
     part.close()
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_bytes_in_memory_are_pushed_without_copying_them(kind):
+    # io.BytesIO(bytearray or memoryview) copies it whole: once per part and attempt
+    import tracemalloc
+
+    from nshub.upload import FileSlice, bytes_opener, hash_source_parts
+
+    MiB = 1024 * 1024
+    data = kind(os.urandom(32 * MiB))
+    opener = bytes_opener(data)
+    tracemalloc.start()
+    try:
+        size, whole, _ = hash_source_parts(opener, 4 * MiB)
+        for offset in range(0, size, 4 * MiB):
+            part = FileSlice(opener, offset, 4 * MiB)
+            assert sum(len(chunk) for chunk in part) == 4 * MiB
+            part.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert whole == sha(bytes(data))
+    assert peak < 12 * MiB  # the 8 MiB hashing buffer and a chunk, never the 32 MiB
+
+
+def test_a_pushed_bytearray_is_the_callers_again(alice):
+    data = bytearray(os.urandom(200))
+    alice.push_bytes(memoryview(data)[10:], "alice/view")
+    assert alice.pull_bytes("alice/view") == data[10:]
+    data.extend(b"more")  # no view of it is left behind (BufferError if one were)
+
+
 # --- parallel ranged pulls -------------------------------------------------------------
 
 
