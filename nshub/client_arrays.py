@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from nshub import credentials as credentials_file
 from nshub import settings
-from nshub.download import RangedDownload, RangesIgnored, verify_download
+from nshub.download import RangedDownload, RangesIgnored, verify_download, writing_alone
 from nshub.errors import IntegrityError, InvalidRequest, NotFound, NotLoggedIn, UnexpectedResponse
 from nshub.names import (
     ArrayName,
@@ -91,7 +91,13 @@ class ArrayMethods:
             target = target / array.name
         partial = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
+        with writing_alone(partial, target):
+            return self._pull_into(array, info, version, partial, target)
 
+    def _pull_into(self, array: ArrayName, info: dict, version: int | None, partial: Path,
+                   target: Path) -> tuple[Path, dict]:
+        """Download into `partial` (resuming what it holds), verify, rename it to `target`;
+        returns `(target, info of the version pulled)`."""
         ranged = int(info["size"]) > settings.pull_range_bytes()
         for fresh in (False, True):
             if ranged:

@@ -9,6 +9,8 @@ says (only consecutive failures without progress count). The caller checks size 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -30,7 +32,7 @@ from nshub._http import (
     describe_error,
     raise_for_storage_error,
 )
-from nshub.errors import IntegrityError, ServerUnreachable
+from nshub.errors import Conflict, IntegrityError, ServerUnreachable
 
 
 class RangesIgnored(Exception):
@@ -199,6 +201,38 @@ def _range_starts_at(response: requests.Response, offset: int) -> bool:
         return int(content_range.split()[1].split("-")[0]) == offset
     except (IndexError, ValueError):
         return False
+
+
+@contextlib.contextmanager
+def writing_alone(partial: Path, target: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<partial>.lock` while one pull writes `partial` (and its
+    `.ranges`) and renames it to `target`: a second pull to the same path would truncate or
+    keep writing the file the first one verifies. It fails at once with one line; the lock
+    file goes when the pull ends."""
+    lock_path = partial.with_name(partial.name + ".lock")
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict(f"another pull is writing {target}: wait for it or choose another "
+                           "path") from None
+        # The pull before ours may have removed the lock file after we opened it: hold the
+        # one that is at the path, or two pulls would each hold a lock of their own.
+        try:
+            held = os.fstat(fd)
+            current = os.stat(lock_path)
+            if (held.st_ino, held.st_dev) == (current.st_ino, current.st_dev):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still held: no one locks a file on its way out
+        os.close(fd)
 
 
 def verify_download(got_size: int, digest: Any, info: dict, what: str) -> None:

@@ -306,6 +306,40 @@ def test_a_version_quarantined_during_the_pull_stops_it_with_one_line(alice, hub
     assert not (tmp_path / "big").exists()
 
 
+def test_a_second_pull_to_the_same_path_is_refused_while_one_writes(alice, hub, tmp_path):
+    import threading
+
+    from nshub.errors import Conflict
+
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    downloading, go_on = threading.Event(), threading.Event()
+
+    def hold_the_first_download(_url):
+        if not downloading.is_set():
+            downloading.set()
+            go_on.wait(10)
+
+    hub.on("GET", "/s3/get/", hold_the_first_download)
+    first: list = []
+    puller = threading.Thread(target=lambda: first.append(
+        Client().pull_file("alice/big", tmp_path / "big")))
+    puller.start()
+    try:
+        assert downloading.wait(10)
+        with pytest.raises(Conflict) as caught:
+            alice.pull_file("alice/big", tmp_path / "big")
+    finally:
+        go_on.set()
+        puller.join(10)
+    assert caught.value.message == (f"another pull is writing {tmp_path / 'big'}: wait for it or "
+                                    "choose another path")
+    assert first == [tmp_path / "big"] and (tmp_path / "big").read_bytes() == data
+    assert len(hub.calls("GET", "/s3/get/")) == 1  # the second pull fetched nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "nshub-home"]  # no lock left
+    assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data  # free again
+
+
 def test_a_corrupted_download_is_refused_and_leaves_nothing(alice, hub, tmp_path):
     alice.push_bytes(os.urandom(300), "alice/big")
     hub.corrupt = True
