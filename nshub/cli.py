@@ -25,6 +25,7 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from nshub import __version__, settings
+from nshub._http import without_query
 from nshub.cli_output import human_size, print_json, print_table, with_json, without_urls
 from nshub.errors import InvalidRequest, NshubError
 from nshub.hub_cli import add_hub_parser
@@ -362,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BaseException, message: str, code: str, hint: str | None) -> None:
     if settings.debug():
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    print(f"error: {message} ({code})", file=sys.stderr)
+    # the query of a presigned URL is a credential: never on the screen or in a CI log
+    print(f"error: {without_query(message)} ({code})", file=sys.stderr)
     if hint:
         print(f"hint: {hint}", file=sys.stderr)
 

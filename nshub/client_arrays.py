@@ -16,8 +16,14 @@ from urllib.parse import quote
 
 from nshub import credentials as credentials_file
 from nshub import settings
-from nshub.download import RangedDownload, RangesIgnored, verify_download, writing_alone
-from nshub.errors import IntegrityError, InvalidRequest, NotFound, NotLoggedIn, UnexpectedResponse
+from nshub.download import (
+    RangedDownload,
+    RangesIgnored,
+    download_url_of,
+    verify_download,
+    writing_alone,
+)
+from nshub.errors import IntegrityError, InvalidRequest, NotFound, NotLoggedIn
 from nshub.names import (
     ArrayName,
     check_namespace,
@@ -148,13 +154,7 @@ class ArrayMethods:
         """The info to pull from: a quarantined version (the owner still sees it) has no bytes
         to give."""
         info = self.info(name, version=version)
-        if info.get("integrity") == "quarantined":
-            raise IntegrityError(
-                f"{info.get('full_name', name)} version {info.get('version')} is quarantined "
-                f"({info.get('quarantine_reason')}): push the file again")
-        if not isinstance(info.get("download_url"), str) or not info["download_url"]:
-            raise UnexpectedResponse(f"the server gave no download URL for {name} version "
-                                     f"{info.get('version', version)}")
+        download_url_of(info, name)
         return info
 
     def list(self, namespace: str, *, limit: int | None = None) -> list[dict]:

@@ -29,7 +29,7 @@ from nshub.executors import (
     resolve_writable,
     source_uri,
 )
-from nshub.download import verify_download
+from nshub.download import download_url_of, verify_download
 from nshub.names import check_name, check_namespace, check_tag
 from nshub.packaging import MAX_UNPACKED_BYTES, check_executor_folder, pack_executor_file
 from nshub.upload import path_opener
@@ -179,10 +179,11 @@ class ExecutorMethods:
             if str(fresh.get("sha256", "")).lower() != expected:
                 raise Conflict(f"{ref.canonical(redact_secret=True)} changed during the pull: "
                                "pull again")
-            return fresh["download_url"]
+            return download_url_of(fresh, ref.canonical(redact_secret=True))
 
         digest = self._stream_download(
-            sink, url=info.get("download_url") or "", refresh_url=refresh_url,
+            sink, url=download_url_of(info, ref.canonical(redact_secret=True)),
+            refresh_url=refresh_url,
             size=int(info["size"]), offset=0, digest=hashlib.sha256(),
             label=f"pull {info.get('name') or ref.name}", what=what)
         verify_download(sink.tell(), digest, info, what)

@@ -32,7 +32,21 @@ from nshub._http import (
     describe_error,
     raise_for_storage_error,
 )
-from nshub.errors import Conflict, IntegrityError, ServerUnreachable
+from nshub.errors import Conflict, IntegrityError, ServerUnreachable, UnexpectedResponse
+
+
+def download_url_of(info: dict, shown: str) -> str:
+    """The download URL of the version `info` describes (`shown`: how the user named it). A
+    quarantined version (its owner still sees it) has no bytes to give."""
+    version = info.get("version")
+    if info.get("integrity") == "quarantined":
+        raise IntegrityError(
+            f"{info.get('full_name', shown)} version {version} is quarantined "
+            f"({info.get('quarantine_reason')}): push it again")
+    url = info.get("download_url")
+    if not isinstance(url, str) or not url:
+        raise UnexpectedResponse(f"the server gave no download URL for {shown} version {version}")
+    return url
 
 
 class RangesIgnored(Exception):

@@ -119,3 +119,18 @@ def test_errors_are_one_line_with_a_hint(alice, file, capsys):
 
     assert main(["info", "alice/bad name"]) == 1
     assert "(InvalidName)" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_without_presigned_queries(alice, monkeypatch, capsys):
+    """Even a bug's line never shows a presigned URL's query (it is a credential)."""
+    from nshub.client import Client
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bad answer from http://s3.local/b/k?X-Amz-Signature=abc&x=1 here")
+
+    monkeypatch.setattr(Client, "info", broken)
+    code = main(["info", "alice/data"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "error: unexpected RuntimeError: bad answer from http://s3.local/b/k here (InternalError)")

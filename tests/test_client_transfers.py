@@ -302,7 +302,7 @@ def test_a_version_quarantined_during_the_pull_stops_it_with_one_line(alice, hub
     with pytest.raises(IntegrityError) as caught:
         alice.pull_file("alice/big", tmp_path / "big")
     assert caught.value.message == ("alice/big version 1 is quarantined (sha256 mismatch): "
-                                    "push the file again")
+                                    "push it again")
     assert not (tmp_path / "big").exists()
 
 
