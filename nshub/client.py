@@ -192,16 +192,23 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
             self._abort(upload, headers)
             raise
 
+    def _server_setting(self, name: str) -> int | None:
+        """A number from the registry's `config()` (asked once per client), None when it does
+        not say (an older registry)."""
+        if self._server_config is None:
+            self._server_config = self.config()
+        try:
+            return int(self._server_config[name])
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def _part_size(self, size: int) -> int | None:
         """The part size to hash with, or None for a single-part upload (the server's rule:
         at least its minimum, at most `max_parts` parts, whole MiB)."""
-        if self._server_config is None:
-            self._server_config = self.config()
-        cfg = self._server_config
-        try:
-            single, minimum, max_parts = (int(cfg["single_part_max_bytes"]),
-                                          int(cfg["min_part_size"]), int(cfg["max_parts"]))
-        except (KeyError, TypeError, ValueError):
+        single, minimum, max_parts = (self._server_setting("single_part_max_bytes"),
+                                      self._server_setting("min_part_size"),
+                                      self._server_setting("max_parts"))
+        if single is None or minimum is None or not max_parts:
             return None  # an older server: it chooses the parts itself
         if size <= single:
             return None

@@ -2,8 +2,8 @@
 executors (what they do, and the cache they pull into: nshub/executors.py).
 
 `ExecutorMethods` is a part of `Client` (nshub/client.py), not a class to use alone: it calls
-the client's `_api`, `_paginate`, `_bearer_and_source`, `_upload` and `_stream_download`, and
-shares its `_server_config` (the answer of `config()`, asked once).
+the client's `_api`, `_paginate`, `_bearer_and_source`, `_upload`, `_stream_download` and
+`_server_setting`.
 """
 from __future__ import annotations
 
@@ -143,12 +143,8 @@ class ExecutorMethods:
     def _max_unpacked_bytes(self) -> int:
         """The registry's limit on what a package unpacks to (`GET /v1/config`), so a pull
         refuses what a push would; an older registry does not say: the default."""
-        if self._server_config is None:
-            self._server_config = self.config()
-        try:
-            return int(self._server_config["max_unpacked_executor_bytes"])
-        except (KeyError, TypeError, ValueError):
-            return MAX_UNPACKED_BYTES
+        limit = self._server_setting("max_unpacked_executor_bytes")
+        return limit if limit is not None else MAX_UNPACKED_BYTES
 
     def _executor(self, ref: ExecutorRef, *, version: int | None = None) -> dict:
         """Info (with a download URL) of the version a reference means."""
