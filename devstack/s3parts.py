@@ -219,7 +219,8 @@ def install() -> None:
             checksum = (kind, compute_checksum(bytes(checksums), algorithm).decode(), len(parts))
         else:
             checksum = (kind, _full_object_checksum(algorithm, _chunks(parts)), 1)
-        for unlisted in [p for p in self.parts.values() if all(p is not q for q in parts)]:
+        listed = {id(part) for part in parts}
+        for unlisted in [p for p in self.parts.values() if id(p) not in listed]:
             unlisted.dispose()  # S3 discards the parts a complete leaves out
         self._nshub_completed = True  # its parts are the object's now, see dispose
         return Parts(parts), f"{full_etag.hexdigest()}-{len(parts)}", checksum

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import requests
 from requests.adapters import HTTPAdapter
 
-from nshub import __version__
+from nshub import __version__, settings
 from nshub.errors import NshubError, ServerUnreachable, StorageError, error_from_response
 
 logger = logging.getLogger("nshub")
@@ -126,7 +126,7 @@ def request_with_retries(
             if wait is None:
                 raise ServerUnreachable(
                     f"cannot reach {_origin(url)}: {describe_error(exc)}", status=None
-                ) from exc
+                ) from shown_cause(exc)
             logger.debug("%s %s failed (%s); retry %d in %.2fs", method, without_query(url),
                          describe_error(exc), backoff.failures, wait)
             backoff.sleep(wait)
@@ -196,6 +196,12 @@ def without_query(text: str) -> str:
     it dropped: the query of a presigned URL is a credential (X-Amz-Signature,
     X-Amz-Security-Token), and requests' errors quote the URL they failed on."""
     return _QUERY.sub("", text)
+
+
+def shown_cause(exc: BaseException | None) -> BaseException | None:
+    """The cause to chain to an error raised for a transport error: none (its text quotes the
+    presigned URL, query and all, and an uncaught error prints its chain), unless debugging."""
+    return exc if settings.debug() else None
 
 
 def describe_error(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from nshub._http import (
     Retry,
     describe_error,
     raise_for_storage_error,
+    shown_cause,
 )
 from nshub.errors import Conflict, IntegrityError, ServerUnreachable, UnexpectedResponse
 
@@ -97,7 +98,7 @@ def fetch_range(
         if wait is None:
             raise ServerUnreachable(f"{what} keeps failing: "
                                     f"{describe_error(exc) if exc else 'the connection dropped'}"
-                                    ) from exc
+                                    ) from shown_cause(exc)
         backoff.sleep(wait)
 
     while position < end:
@@ -232,6 +233,11 @@ def writing_alone(partial: Path, target: Path) -> Iterator[None]:
             os.close(fd)
             raise Conflict(f"another pull is writing {target}: wait for it or choose another "
                            "path") from None
+        except OSError:  # a filesystem without locks (ENOSYS, ENOLCK, EOPNOTSUPP): pull unlocked
+            os.close(fd)
+            lock_path.unlink(missing_ok=True)
+            yield
+            return
         # The pull before ours may have removed the lock file after we opened it: hold the
         # one that is at the path, or two pulls would each hold a lock of their own.
         try:

@@ -183,9 +183,12 @@ class GitIgnore:
             if not rule:
                 continue
             anchored = "/" in rule
-            regex = _glob_regex(rule[1:] if rule.startswith("/") else rule)
-            self._rules.append((re.compile(regex if anchored else "(?:.*/)?" + regex, re.S),
-                                negated, dirs_only))
+            try:
+                regex = _glob_regex(rule[1:] if rule.startswith("/") else rule)
+                compiled = re.compile(regex if anchored else "(?:.*/)?" + regex, re.S)
+            except (ValueError, re.error):  # `[z-a]`, `foo[`, `foo\`: git matches nothing
+                continue
+            self._rules.append((compiled, negated, dirs_only))
 
     @classmethod
     def of_folder(cls, root: Path) -> "GitIgnore | None":
@@ -193,7 +196,8 @@ class GitIgnore:
         path = root / ".gitignore"
         if not path.is_file():
             return None
-        return cls(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        # utf-8-sig: an editor's byte order mark is not part of the first rule, for git either
+        return cls(path.read_text(encoding="utf-8-sig", errors="replace").splitlines())
 
     def ignores(self, path: str, *, is_dir: bool) -> bool:
         """Whether git ignores `path` (POSIX, relative to the root), its parents not ignored."""
@@ -206,7 +210,8 @@ class GitIgnore:
 _TRAILING_SPACES = re.compile(r"(?<!\\) +$")  # git drops trailing spaces, unless escaped
 _POSIX_CLASSES = {"alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "digit": "0-9", "lower": "a-z",
                   "upper": "A-Z", "space": " \\t\\n\\r\\f\\v", "blank": " \\t",
-                  "xdigit": "0-9a-fA-F", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")}
+                  "xdigit": "0-9a-fA-F", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+                  "print": "\\x20-\\x7e", "graph": "\\x21-\\x7e", "cntrl": "\\x00-\\x1f\\x7f"}
 
 
 def _glob_regex(glob: str) -> str:
@@ -215,7 +220,7 @@ def _glob_regex(glob: str) -> str:
     out = []
     for i, segment in enumerate(segments):
         last = i == len(segments) - 1
-        if segment == "**":
+        if len(segment) >= 2 and set(segment) == {"*"}:  # `**` (and `***`, as git reads it)
             out.append(".*" if last else "(?:.*/)?")  # anything below / zero or more folders
         else:
             out.append(_segment_regex(segment) + ("" if last else "/"))
@@ -227,7 +232,9 @@ def _segment_regex(segment: str) -> str:
     while i < len(segment):
         c = segment[i]
         i += 1
-        if c == "\\" and i < len(segment):
+        if c == "\\":
+            if i == len(segment):
+                raise ValueError("a pattern ending in a backslash matches nothing")
             out.append(re.escape(segment[i]))
             i += 1
         elif c == "*":
@@ -236,7 +243,10 @@ def _segment_regex(segment: str) -> str:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[" and (end := _bracket_end(segment, i)) is not None:
+        elif c == "[":
+            end = _bracket_end(segment, i)
+            if end is None:
+                raise ValueError("an unclosed bracket matches nothing")
             out.append(_bracket_regex(segment[i:end]))
             i = end + 1
         else:
@@ -264,20 +274,25 @@ def _bracket_regex(body: str) -> str:
     negated = body[:1] in ("!", "^")
     body = body[1:] if negated else body
     out, i = [], 0
+    last = None  # the character just taken literally: a `-` after it makes a range
     while i < len(body):
         if body[i] == "\\" and i + 1 < len(body):
-            out.append(re.escape(body[i + 1]))
+            last = body[i + 1]
+            out.append(re.escape(last))
             i += 2
         elif body.startswith("[:", i) and (close := body.find(":]", i + 2)) != -1:
             if body[i + 2:close] not in _POSIX_CLASSES:
                 return "(?!)"  # git matches nothing with an unknown class
             out.append(_POSIX_CLASSES[body[i + 2:close]])
-            i = close + 2
-        elif body[i] == "-" and out and i + 1 < len(body):
-            out.append("-")
-            i += 1
+            last, i = None, close + 2
+        elif body[i] == "-" and last is not None and i + 1 < len(body):
+            high = body[i + 2] if body[i + 1] == "\\" and i + 2 < len(body) else body[i + 1]
+            if high >= last:  # git: `[z-a]` is `[z]`, the range matches nothing
+                out.append("-" + re.escape(high))
+            last, i = None, i + (3 if body[i + 1] == "\\" and i + 2 < len(body) else 2)
         else:
-            out.append(re.escape(body[i]))
+            last = body[i]
+            out.append(re.escape(last))
             i += 1
     return f"(?!/)[{'^' if negated else ''}{''.join(out)}]"
 

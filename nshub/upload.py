@@ -98,17 +98,22 @@ def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[st
     """(size, sha256, [sha256 of each part_size piece]), from one read of the source.
 
     Each buffer read is hashed into the whole file's digest on a second thread while this one
-    hashes it into its part's digest (hashlib releases the GIL on large buffers, so two cores
-    hash at once and the pass costs about one digest's time). Both digests are of the same
+    hashes it into its part's digest, and a third reads the next buffer meanwhile (hashlib
+    and file reads release the GIL, so the pass costs about one digest's time). Both digests are of the same
     bytes, so the declared sha256 is the one of the declared parts even if the file is
     rewritten meanwhile (`watch_source` then refuses the push)."""
-    view = memoryview(bytearray(HASH_CHUNK))
+    buffers = [memoryview(bytearray(HASH_CHUNK)) for _ in range(2)]
     whole, part = hashlib.sha256(), hashlib.sha256()
     size, in_part, parts = 0, 0, []
-    with ThreadPoolExecutor(max_workers=1) as pool, opener() as fh:
-        while n := fh.readinto(view[:min(HASH_CHUNK, part_size - in_part)]):
-            chunk = view[:n]
+    with ThreadPoolExecutor(max_workers=2) as pool, opener() as fh:
+        # while both digests take in one buffer, the next is read into the other
+        n = fh.readinto(buffers[0][:min(HASH_CHUNK, part_size)])
+        turn = 0
+        while n:
+            chunk, after = buffers[turn][:n], (in_part + n) % part_size
             hashed = pool.submit(whole.update, chunk)
+            following = pool.submit(fh.readinto,
+                                    buffers[1 - turn][:min(HASH_CHUNK, part_size - after)])
             part.update(chunk)
             hashed.result()
             size += n
@@ -116,6 +121,7 @@ def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[st
             if in_part == part_size:
                 parts.append(part.hexdigest())
                 part, in_part = hashlib.sha256(), 0
+            n, turn = following.result(), 1 - turn
     if in_part or not parts:
         parts.append(part.hexdigest())
     return size, whole.hexdigest(), parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import traceback
 
 import pytest
 
@@ -219,7 +220,9 @@ def test_a_failing_transfer_never_shows_the_presigned_query(alice, hub, tmp_path
     hub.fail("PUT", "/s3/put/", 500, times=2)
     alice.push_bytes(os.urandom(300), "alice/big")  # retried: logged at DEBUG
 
-    shown = [str(pulled.value), pulled.value.message, str(pushed.value), caplog.text]
+    # what an uncaught error prints in a script or a notebook: the whole chain
+    printed = ["".join(traceback.format_exception(e.value)) for e in (pulled, pushed)]
+    shown = [str(pulled.value), pulled.value.message, str(pushed.value), caplog.text, *printed]
     assert "keeps failing" in shown[0] and "cannot reach http://127.0.0.1:9" in shown[2]
     assert "/s3/put/" in caplog.text and "answered 500" in caplog.text
     assert not [text for text in shown if "X-Amz-" in text or "secret" in text]
@@ -337,6 +340,22 @@ def test_a_second_pull_to_the_same_path_is_refused_while_one_writes(alice, hub, 
     assert first == [tmp_path / "big"] and (tmp_path / "big").read_bytes() == data
     assert len(hub.calls("GET", "/s3/get/")) == 1  # the second pull fetched nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "nshub-home"]  # no lock left
+
+
+def test_a_filesystem_without_locks_still_pulls(alice, hub, tmp_path, monkeypatch):
+    """Some network filesystems refuse flock (ENOLCK, ENOSYS): the pull goes on unlocked."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    data = os.urandom(300)
+    alice.push_bytes(data, "alice/big")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert alice.pull_file("alice/big", tmp_path / "big") == tmp_path / "big"
+    assert (tmp_path / "big").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "nshub-home"]
     assert alice.pull_file("alice/big", tmp_path / "big").read_bytes() == data  # free again
 
 

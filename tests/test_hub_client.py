@@ -223,11 +223,17 @@ def test_a_pull_applies_the_registrys_unpacked_limit(alice, live_api, tmp_path, 
 
 def test_a_registry_that_does_not_say_its_unpacked_limit_gets_the_default(
         alice, live_api, tmp_path, monkeypatch):
+    import nshub.client_executors
+
     folder = make_executor(tmp_path / "src")
     (folder / "data.txt").write_text("x" * 30_000)
     executors.push(folder, client=alice)
     with Client() as older:
         monkeypatch.setattr(older, "config", lambda: {"region": "us-east-1"})  # an older server
+        with monkeypatch.context() as lowered:  # the default applies: lowered, it refuses
+            lowered.setattr(nshub.client_executors, "MAX_UNPACKED_BYTES", 20_000)
+            with pytest.raises(PackagingError, match="more than 20000"):
+                executors.pull("jinaai://alice/MyExecutor", client=older)
         assert (executors.pull("jinaai://alice/MyExecutor", client=older) / "data.txt").is_file()
 
 

@@ -196,6 +196,10 @@ def test_gitignore_re_includes_a_file_under_a_star_star_pattern_as_git_does(tmp_
     "deep/**\n!deep/**/\n!deep/**/keep.txt\n",
     "/*\n!/data\n/data/*\n!/data/keep.txt\n!config.yml\n",
     "**/build/\nsrc/**\n[a-c]*/\n",
+    # rules git reads its own way: a bad range, an unclosed bracket or a trailing backslash
+    # match nothing (the other rules still apply); `***` is `**`; a byte order mark is no rule's
+    "[z-a]*\n*.bin\n", "da[ta\n*.o\n", "*.bin\\\nbuild/\n", "***/keep.txt\n",
+    "\ufeffREADME.md\n", "[[:print:]]uild/\n[[:cntrl:]]*\n",
 ])
 def test_gitignore_leaves_out_what_git_leaves_out(tmp_path, gitignore):
     folder = make_executor(tmp_path / "x", {**FILES, **TREE, ".gitignore": gitignore})

@@ -124,8 +124,8 @@ def get_package(request: RpcRequest) -> dict[str, Any]:
     if tag == "latest":
         tag = None  # no tag and `latest` are the same thing
     if ns is None:
-        info = legacy_executors.get_legacy_executor(request.caller, name,
-                                                    text(fields, "secret"), tag=tag)
+        info = downloadable(legacy_executors.get_legacy_executor(
+            request.caller, name, text(fields, "secret"), tag=tag))
     else:
         info = downloadable(resources.get_resource(request.caller, EXECUTOR, ns, name, tag=tag))
     tags = [tag] if tag else list(info.get("tags") or [])
