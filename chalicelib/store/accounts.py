@@ -13,13 +13,4 @@ def read_claim(namespace: str, consistent: bool = False) -> NamespaceClaim | Non
 
 def put_claim(claim: NamespaceClaim) -> bool:
     """Store a claim unless its namespace is claimed already (then False)."""
-    from pynamodb.exceptions import PutError
-
-    model = table.items()
-    try:
-        model(**claim.attributes()).save(condition=model.pk.does_not_exist())
-    except PutError as exc:
-        if table.failed_condition(exc):
-            return False
-        raise
-    return True
+    return table.put_new(claim.attributes())

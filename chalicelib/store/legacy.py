@@ -34,13 +34,4 @@ def count_failure(name: str, window: int, expires_at: int) -> None:
 
 def put_alias(alias: LegacyAlias) -> bool:
     """Store a new alias; False when the name has one already."""
-    from pynamodb.exceptions import PutError
-
-    model = table.items()
-    try:
-        model(**alias.attributes()).save(condition=model.pk.does_not_exist())
-    except PutError as exc:
-        if table.failed_condition(exc):
-            return False
-        raise
-    return True
+    return table.put_new(alias.attributes())

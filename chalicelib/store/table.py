@@ -145,6 +145,20 @@ def get(pk: str, sk: str, consistent: bool = False) -> Item | None:
         return None
 
 
+def put_new(attributes: dict[str, Any]) -> bool:
+    """Write an item unless its key is taken (then False, and nothing is written)."""
+    from pynamodb.exceptions import PutError
+
+    model = items()
+    try:
+        model(**attributes).save(condition=model.pk.does_not_exist())
+    except PutError as exc:
+        if failed_condition(exc):
+            return False
+        raise
+    return True
+
+
 def from_image(raw: dict) -> Item:
     """The item a table stream record carries (DynamoDB JSON)."""
     return items().from_raw_data(raw)
