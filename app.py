@@ -53,7 +53,8 @@ def _hubble():
 
 
 def hubble_response(body, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(body=body, status_code=status, headers={**http.JSON_HEADERS, **(headers or {})})
+    return Response(body=body, status_code=status,
+                    headers={**http.JSON_HEADERS, **(headers or {})})
 
 
 def route(path: str, **options):

@@ -297,4 +297,3 @@ def put_planned_parts(plan: dict, read: Callable[[int, int], bytes],
         with urllib.request.urlopen(put, timeout=timeout) as resp:  # noqa: S310 - presigned
             parts.append({"part_number": part["part_number"], "etag": resp.headers["ETag"]})
     return parts
-
