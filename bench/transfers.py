@@ -12,13 +12,17 @@ the object). Its pull verifies the sha256 of what it wrote; boto3's does not. Th
 server is made faithful (devstack/motofix.py): it checks presigned signatures and
 checksums, and serves a ranged GET without copying the object.
 
-Also measured: an unchanged re-push of the same file, `complete`'s time at two sizes, and the
-asynchronous verification (hashing the stored object, as the blob event function does).
+Also measured: an unchanged re-push of the same file (each push is cold: no digests remembered
+from a last round; the re-push after it uses the ones it remembered, nshub/digests.py),
+`complete`'s time at two sizes, and the asynchronous verification (hashing the stored object, as the blob event function does).
 """
 from __future__ import annotations
 
+import time
+
 from bench.report import Figure
 from bench.stack import MiB, Stack, make_file, median, remove, run_worker, work_dir
+from nshub.digests import RACY_SECONDS
 
 PUSH_NAME = "alice/bench-push"
 PULL_NAME = "alice/bench-pull"
@@ -104,6 +108,8 @@ def _run(push_mib: int, pull_mib: int, push_rounds: int, pull_rounds: int,
         # ---- push (a fresh name per round: the same bytes again would be unchanged)
         size = push_mib * MiB
         source = make_file(work_dir("files") / f"push-{push_mib}MiB.bin", size)
+        # a file written less than RACY_SECONDS ago is not remembered (nshub/digests.py)
+        time.sleep(max(0.0, RACY_SECONDS + 0.5 - (time.time() - source.stat().st_ctime)))
         part, threshold, workers = _plan(stack, size)
         plan = [str(part), str(threshold), str(workers)]
         times: dict[str, list[float]] = {"ours": [], "floor": []}
@@ -137,8 +143,9 @@ def _run(push_mib: int, pull_mib: int, push_rounds: int, pull_rounds: int,
         assert all(a["unchanged"] for a in agains), agains
         figures.append(Figure(
             "unchanged re-push", round(t_again / t_ours, 3), "x push time", "<= 0.15",
-            detail=(f"the same {push_mib} MiB pushed again: {t_again:.2f} s (hash the file, one "
-                    f"request), {sent_again} bytes sent; a push {t_ours:.1f} s"),
+            detail=(f"the same {push_mib} MiB pushed again: {t_again:.2f} s (its digests "
+                    f"remembered from the push, one request), {sent_again} bytes sent; a push "
+                    f"{t_ours:.1f} s"),
         ))
         if sent_again:
             figures[-1].met = False

@@ -56,8 +56,13 @@ def push_nshub(path: str, name: str, again: str = "") -> dict:
     """Also times the phases: hashing the file, PUTting the parts, the `complete` request
     (as the client saw it) and the rest; with `again`, a second push of the same file (an
     unchanged re-push): its time and the bytes it sent to storage."""
-    from nshub import Client
+    from nshub import Client, settings
     from nshub import client as client_module
+    from nshub.digests import CACHE_FILE
+
+    # A cold push, as of a file never pushed before: no digests remembered from a last round
+    # (the re-push after it finds the ones this push remembers, as a user's would).
+    (settings.home() / CACHE_FILE).unlink(missing_ok=True)
 
     phases: dict[str, float] = {}
 

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from nshub import credentials as credentials_file
-from nshub import settings
+from nshub import digests, settings
 from nshub._http import (
     Retry,
     new_session,
@@ -152,12 +152,20 @@ class Client(AccountMethods, ArrayMethods, ExecutorMethods):
         bytes. A file that changed between the hashing and the last PUT is not completed."""
         unchanged = watch_source(opener)
         part_size = self._part_size(source_size(opener))
-        if part_size:
+        path = getattr(opener, "path", None)  # a file's digests may be known (nshub/digests.py)
+        seen = digests.fingerprint(path) if path is not None else None
+        known = digests.lookup(path, part_size, seen) if path is not None else None
+        if known is not None:
+            size, sha256, part_digests = known
+        elif part_size:
             size, sha256, part_digests = hash_source_parts(opener, part_size)
-            body = {**body, "part_size": part_size, "part_sha256": part_digests}
         else:
-            size, sha256 = hash_source(opener)
+            (size, sha256), part_digests = hash_source(opener), None
         unchanged()
+        if known is None and path is not None:
+            digests.remember(path, part_size, seen, (size, sha256, part_digests))
+        if part_size:
+            body = {**body, "part_size": part_size, "part_sha256": part_digests}
         body = {**body, "size": size, "sha256": sha256}
         plan = self._api("POST", base + "/uploads", json=body, headers=headers)
         if plan.get("unchanged"):

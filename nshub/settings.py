@@ -11,6 +11,8 @@ environment is obeyed without re-importing anything.
     NSHUB_PULL_RANGE_BYTES         a pull of more than this is parallel ranged GETs of this
                                    size each (default 16 MiB)
     NSHUB_DEBUG=1                  the CLI prints full tracebacks
+    NSHUB_HASH_CACHE=0             hash every file pushed, even one hashed before unchanged
+                                   (nshub/digests.py)
 """
 from __future__ import annotations
 
@@ -72,3 +74,8 @@ def pull_range_bytes() -> int:
 
 def debug() -> bool:
     return _flag("NSHUB_DEBUG")
+
+
+def hash_cache_enabled() -> bool:
+    return os.environ.get("NSHUB_HASH_CACHE", "").strip().lower() not in ("0", "false", "no",
+                                                                          "off")

@@ -13,6 +13,7 @@ import io
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 import requests
@@ -24,8 +25,18 @@ from nshub.errors import IntegrityError, InvalidRequest, StorageError, Unexpecte
 Opener = Callable[[], IO[bytes]]
 
 
+class PathOpener:
+    """Readers of a file; its `path` lets a push find the digests it hashed before."""
+
+    def __init__(self, path: Any):
+        self.path = Path(path)
+
+    def __call__(self) -> IO[bytes]:
+        return open(self.path, "rb")
+
+
 def path_opener(path: Any) -> Opener:
-    return lambda: open(path, "rb")
+    return PathOpener(path)
 
 
 def bytes_opener(data: bytes | bytearray | memoryview) -> Opener:
@@ -99,8 +110,8 @@ def hash_source_parts(opener: Opener, part_size: int) -> tuple[int, str, list[st
 
     Each buffer read is hashed into the whole file's digest on a second thread while this one
     hashes it into its part's digest, and a third reads the next buffer meanwhile (hashlib
-    and file reads release the GIL, so the pass costs about one digest's time). Both digests are of the same
-    bytes, so the declared sha256 is the one of the declared parts even if the file is
+    and file reads release the GIL, so the pass costs about one digest's time). Both digests
+    are of the same bytes, so the declared sha256 is the one of the declared parts even if the file is
     rewritten meanwhile (`watch_source` then refuses the push)."""
     buffers = [memoryview(bytearray(HASH_CHUNK)) for _ in range(2)]
     whole, part = hashlib.sha256(), hashlib.sha256()

@@ -229,6 +229,70 @@ def test_the_client_pushes_unchanged_bytes_for_free(live_api, users, home, tmp_p
     assert sent == [("POST", "/v1/arrays/alice/free/uploads")]  # one request, no bytes
 
 
+@pytest.fixture
+def hashed(monkeypatch):
+    """How many times the client hashed a file (whole, or whole and per part)."""
+    from nshub import client as client_module
+
+    counted: list[str] = []
+    for name in ("hash_source", "hash_source_parts"):
+        real = getattr(client_module, name)
+        monkeypatch.setattr(client_module, name,
+                            lambda *a, _real=real, **k: counted.append("hash") or _real(*a, **k))
+    return counted
+
+
+def test_a_file_pushed_again_untouched_is_not_hashed_again(live_api, users, home, tmp_path,
+                                                           hashed, monkeypatch):
+    """Its digests are remembered with its inode, size and times (nshub/digests.py): a
+    nightly re-push of a large file costs one request, not a second sha256 of it."""
+    from nshub import Client, digests
+
+    monkeypatch.setattr(digests, "RACY_SECONDS", 0)  # the file is not written again here
+    path = tmp_path / "data.bin"
+    data = random_bytes(11 * MiB)
+    path.write_bytes(data)
+    client = Client(token=token(users, "alice"))
+    assert client.push_file(path, "alice/cached")["version"] == 1
+    assert client.push_file(path, "alice/cached")["unchanged"] is True
+    assert client.push_file(path, "alice/cached-too")["sha256"] == sha(data)  # a new name
+    assert hashed == ["hash"]
+
+    # the same size, other bytes: its ctime moved, so it is hashed again and pushed
+    changed = random_bytes(11 * MiB)
+    path.write_bytes(changed)
+    info = client.push_file(path, "alice/cached")
+    assert (info["version"], info["sha256"]) == (2, sha(changed)) and len(hashed) == 2
+    assert client.pull_bytes("alice/cached") == changed
+
+
+def test_a_file_written_just_now_or_with_the_cache_off_is_hashed_every_time(
+        live_api, users, home, tmp_path, hashed, monkeypatch):
+    """A file changed within RACY_SECONDS could change again within the same timestamp tick
+    unseen: it is not remembered. NSHUB_HASH_CACHE=0 remembers nothing; a damaged cache file
+    means hashing again."""
+    from nshub import Client, settings
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(random_bytes(11 * MiB))
+    client = Client(token=token(users, "alice"))
+    client.push_file(path, "alice/fresh")
+    assert client.push_file(path, "alice/fresh")["unchanged"] is True
+    assert len(hashed) == 2 and not (settings.home() / "digests.json").exists()
+
+    monkeypatch.setattr("nshub.digests.RACY_SECONDS", 0)
+    monkeypatch.setenv("NSHUB_HASH_CACHE", "0")
+    client.push_file(path, "alice/fresh")
+    client.push_file(path, "alice/fresh")
+    assert len(hashed) == 4 and not (settings.home() / "digests.json").exists()
+
+    monkeypatch.delenv("NSHUB_HASH_CACHE")
+    settings.home().mkdir(parents=True, exist_ok=True)
+    (settings.home() / "digests.json").write_text("{not json")
+    assert client.push_file(path, "alice/fresh")["unchanged"] is True
+    assert len(hashed) == 5 and (settings.home() / "digests.json").stat().st_mode & 0o077 == 0
+
+
 # ---------------------------------------------------------------- part URLs in batches
 
 
