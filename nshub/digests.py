@@ -23,7 +23,7 @@ from typing import Any
 from nshub import settings
 
 CACHE_FILE = "digests.json"
-MAX_ENTRIES = 256  # the files pushed most recently
+MAX_ENTRIES = 64  # the files pushed most recently (a 50 GiB entry holds ~200 KiB of part digests)
 RACY_SECONDS = 2  # coarser than any filesystem's timestamp tick (FAT's is 2 s)
 
 Digests = tuple[int, str, "list[str] | None"]  # (size, sha256, part digests or None)
